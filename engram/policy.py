@@ -1,0 +1,219 @@
+"""``MemoryPolicy``: what a deployment remembers, how it recalls, and what it redacts.
+
+A policy is an immutable, validated pydantic model.  Built-in presets live in the
+``engram_policies`` plugin package and register through the ``register_policies``
+hook like any third-party policy package would.  A policy can also be loaded from
+a TOML file with :func:`load_policy_file`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigurationError
+
+#: Recall strategies that ship with Engram.  Weights may only name these or a
+#: strategy registered by a plugin (checked when the client resolves the policy).
+BUILTIN_STRATEGIES = (
+    "critical_slots",
+    "facts_vector",
+    "facts_keyword",
+    "recent_ledger",
+    "ledger_search",
+    "checkpoint",
+    "long_input",
+    "lineage",
+)
+
+_SLOT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CriticalSlot(_Frozen):
+    """A named fact that holds one current value per scope and is always recalled."""
+
+    name: str = Field(description="Slot key, lower_snake_case.")
+    description: str = Field(default="", description="What belongs in the slot; shown to extractors.")
+    patterns: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Regular expressions the offline rules extractor tries on user turns. "
+            "The first capture group (or the whole match) becomes the slot value."
+        ),
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _SLOT_NAME.match(value):
+            raise ValueError("slot names are lower_snake_case, 1-63 characters, starting with a letter")
+        return value
+
+    @field_validator("patterns")
+    @classmethod
+    def _check_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
+        return value
+
+
+class RecallSettings(_Frozen):
+    """How ``recall`` mixes its strategies."""
+
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "critical_slots": 1.0,
+            "facts_vector": 1.0,
+            "facts_keyword": 1.0,
+            "recent_ledger": 0.6,
+            "ledger_search": 0.8,
+            "checkpoint": 0.7,
+            "long_input": 0.8,
+            "lineage": 0.5,
+        },
+        description="Reciprocal-rank-fusion weight per strategy; 0 disables a strategy.",
+    )
+    default_limit: int = Field(
+        default=12, ge=1, le=200, description="Items returned when the caller gives no limit."
+    )
+    token_budget: int = Field(
+        default=1500, ge=64, le=200_000, description="Upper bound on the context block's tokens."
+    )
+    recency_half_life_days: float = Field(
+        default=30.0, gt=0, description="Age at which a memory's recency boost halves."
+    )
+    recent_turns: int = Field(
+        default=6, ge=0, le=200, description="Ledger events of the current task to consider."
+    )
+    rrf_k: int = Field(default=60, ge=1, le=1000, description="The k constant of reciprocal rank fusion.")
+
+    @field_validator("weights")
+    @classmethod
+    def _check_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, weight in value.items():
+            if weight < 0:
+                raise ValueError(f"weight for {name!r} must be >= 0")
+        return value
+
+
+class ChunkingSettings(_Frozen):
+    """How ``record_long_input`` splits documents."""
+
+    max_tokens: int = Field(default=220, ge=16, le=8192, description="Target chunk size in tokens.")
+    overlap_tokens: int = Field(
+        default=30, ge=0, le=2048, description="Tokens shared by neighbouring chunks."
+    )
+
+    @model_validator(mode="after")
+    def _check_overlap(self) -> ChunkingSettings:
+        if self.overlap_tokens >= self.max_tokens:
+            raise ValueError("overlap_tokens must be smaller than max_tokens")
+        return self
+
+
+class RedactionSettings(_Frozen):
+    """Which redactors run where."""
+
+    before_model: tuple[str, ...] = Field(
+        default=("secrets_and_pii",), description="Redactors applied to text sent to a hosted model."
+    )
+    before_storage: tuple[str, ...] = Field(
+        default=(), description="Redactors applied to event content before it is written to the ledger."
+    )
+
+
+class RetentionSettings(_Frozen):
+    """How long derived memory is kept (``None`` keeps it until purged)."""
+
+    fact_ttl_days: int | None = Field(default=None, ge=1)
+    job_history_days: int = Field(default=14, ge=1)
+
+
+class MemoryPolicy(_Frozen):
+    """A complete, validated description of a memory deployment's behaviour."""
+
+    name: str = Field(description="Unique policy name, used by Engram(memory_policy=...).")
+    description: str = Field(default="")
+    extraction_instructions: str = Field(
+        default="Extract durable facts about the user, their preferences, decisions and goals.",
+        description="Guidance given to LLM extractors.",
+    )
+    categories: tuple[str, ...] = Field(
+        default=("preference", "fact", "decision", "goal", "identity"),
+        description="Fact categories extractors may assign.",
+    )
+    critical_slots: tuple[CriticalSlot, ...] = Field(default=())
+    recall: RecallSettings = Field(default_factory=RecallSettings)
+    checkpoint_every_turns: int = Field(
+        default=8, ge=0, le=10_000, description="0 disables automatic checkpoints."
+    )
+    redaction: RedactionSettings = Field(default_factory=RedactionSettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+
+    @field_validator("name")
+    @classmethod
+    def _check_policy_name(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", value):
+            raise ValueError("policy names are 1-63 letters, digits, '_', '.' or '-'")
+        return value
+
+    @field_validator("critical_slots")
+    @classmethod
+    def _unique_slots(cls, value: tuple[CriticalSlot, ...]) -> tuple[CriticalSlot, ...]:
+        seen: set[str] = set()
+        for slot in value:
+            if slot.name in seen:
+                raise ValueError(f"duplicate critical slot {slot.name!r}")
+            seen.add(slot.name)
+        return value
+
+    def slot(self, name: str) -> CriticalSlot | None:
+        return next((s for s in self.critical_slots if s.name == name), None)
+
+    def check_strategies(self, known: set[str]) -> None:
+        """Raise ``ConfigurationError`` if a weight names a strategy nobody registered."""
+        unknown = sorted(set(self.recall.weights) - known)
+        if unknown:
+            raise ConfigurationError(
+                f"policy {self.name!r}: recall.weights names unknown strategies {unknown}; "
+                f"known strategies: {sorted(known)}"
+            )
+
+
+def policy_from_mapping(
+    data: dict[str, Any], *, source: str = "<mapping>", known_strategies: set[str] | None = None
+) -> MemoryPolicy:
+    """Validate a plain mapping into a policy, turning pydantic errors into ours."""
+    try:
+        policy = MemoryPolicy.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid memory policy in {source}: {problems}") from exc
+    policy.check_strategies(known_strategies or set(BUILTIN_STRATEGIES))
+    return policy
+
+
+def load_policy_file(path: str | Path, *, known_strategies: set[str] | None = None) -> MemoryPolicy:
+    """Load a policy from a TOML file (keys as in ``MemoryPolicy``)."""
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"policy file not found: {file}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"policy file {file} is not valid TOML: {exc}") from exc
+    return policy_from_mapping(data, source=str(file), known_strategies=known_strategies)

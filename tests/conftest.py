@@ -1,0 +1,84 @@
+"""Shared fixtures: one real PostgreSQL per test session.
+
+With ``ENGRAM_DATABASE_URL`` set, tests run against that server (point it at a
+disposable database: tests create rows for random user ids and some create
+scratch databases).  Otherwise an embedded PostgreSQL is started in a temporary
+``ENGRAM_HOME`` and stopped when the session ends.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # for tests/standin.py and helpers
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("ENGRAM_DATABASE_URL")
+    if url:
+        yield url
+        return
+    from engram.db.embedded import embedded_dsn, stop_embedded
+
+    home = tmp_path_factory.mktemp("engram-home")
+    dsn = embedded_dsn(home, keep_running=True)
+    os.environ["ENGRAM_TEST_EMBEDDED_HOME"] = str(home)
+    try:
+        yield dsn
+    finally:
+        stop_embedded(home)
+
+
+@pytest.fixture
+def scope() -> dict[str, str]:
+    """A fresh tenant scope, so tests sharing the database never see each other."""
+    return {"user_id": f"user-{uuid.uuid4().hex[:12]}", "agent_id": "agent-test"}
+
+
+@pytest.fixture
+async def engram(database_url: str) -> AsyncIterator[object]:
+    from engram import Engram
+
+    client = Engram(database_url, memory_policy="default", embedder="hashing")
+    await client.connect()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def raw_conn(database_url: str) -> AsyncIterator[object]:
+    """A plain asyncpg connection for checking what is really in the database."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url, statement_cache_size=0)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def count_rows(conn: object, user_id: str) -> dict[str, int]:
+    """Rows per table holding ``user_id`` (catalog-driven), for 'nothing was written' checks."""
+    tables = await conn.fetch(  # type: ignore[attr-defined]
+        """SELECT c.table_name FROM information_schema.columns c
+           JOIN information_schema.tables t USING (table_schema, table_name)
+           WHERE c.table_schema = current_schema() AND c.column_name = 'user_id'
+             AND t.table_type = 'BASE TABLE' ORDER BY 1"""
+    )
+    out: dict[str, int] = {}
+    for row in tables:
+        name = row["table_name"]
+        out[name] = await conn.fetchval(f'SELECT count(*) FROM "{name}" WHERE user_id = $1', user_id)  # type: ignore[attr-defined]
+    return out

@@ -1,0 +1,82 @@
+"""Migrations: applied once, in order, under a lock; edits to applied files are refused."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from engram import Engram, MigrationError
+from engram.db.migrate import available_migrations, migrate
+
+
+@pytest.fixture
+async def scratch_dsn(database_url: str) -> AsyncIterator[str]:
+    """A brand-new empty database on the same server."""
+    name = f"engram_scratch_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        dsn = _with_database(database_url, name)
+        yield dsn
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def _with_database(dsn: str, name: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+async def test_files_are_numbered_and_unique() -> None:
+    migrations = available_migrations()
+    versions = [m.version for m in migrations]
+    assert versions == sorted(versions) and versions[0] == 1
+    assert len(set(versions)) == len(versions)
+
+
+async def test_concurrent_start_applies_each_migration_once(scratch_dsn: str) -> None:
+    clients = [Engram(scratch_dsn, embedder="hashing") for _ in range(4)]
+    await asyncio.gather(*(c.connect() for c in clients))
+    for c in clients:
+        await c.close()
+    conn = await asyncpg.connect(scratch_dsn)
+    try:
+        rows = await conn.fetch("SELECT version FROM engram_migrations ORDER BY version")
+        assert [r["version"] for r in rows] == [m.version for m in available_migrations()]
+        assert await migrate(conn) == []  # nothing left to do
+        # extensions were created on the fresh database
+        exts = {r["extname"] for r in await conn.fetch("SELECT extname FROM pg_extension")}
+        assert {"vector", "pg_trgm"} <= exts
+    finally:
+        await conn.close()
+
+
+async def test_edited_migration_is_refused(scratch_dsn: str) -> None:
+    async with Engram(scratch_dsn, embedder="hashing"):
+        pass
+    conn = await asyncpg.connect(scratch_dsn)
+    try:
+        await conn.execute("UPDATE engram_migrations SET checksum = 'tampered' WHERE version = 1")
+        with pytest.raises(MigrationError, match="edited after it was applied"):
+            await migrate(conn)
+        await conn.execute(
+            "INSERT INTO engram_migrations (version, name, checksum) VALUES (9999, 'future', 'x')"
+        )
+        await conn.execute(
+            "UPDATE engram_migrations SET checksum = $1 WHERE version = 1", available_migrations()[0].checksum
+        )
+        with pytest.raises(MigrationError, match="does not know"):
+            await migrate(conn)
+    finally:
+        await conn.close()
+    client = Engram(scratch_dsn, embedder="hashing")
+    with pytest.raises(MigrationError):
+        await client.connect()
+    assert not client.is_connected
