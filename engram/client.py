@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from .facts import FactsAPI
 from .ledger import LedgerAPI
+from .recall.api import RecallAPI
 
 
-class Engram(LedgerAPI):
+class Engram(LedgerAPI, RecallAPI, FactsAPI):
     """Long-term memory for LLM agents on PostgreSQL.
 
     ``Engram(dsn=None, *, memory_policy="default", embedder=None, extractor=None)``.

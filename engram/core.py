@@ -156,7 +156,8 @@ class ClientCore:
             return text
         from .redaction import apply_detections, detect_all
 
-        return apply_detections(text, detect_all(text, policy.redaction.before_storage))
+        redacted: str = apply_detections(text, detect_all(text, policy.redaction.before_storage))
+        return redacted
 
     async def close(self) -> None:
         """Drain and close the pool.  The client can connect again afterwards."""

@@ -379,3 +379,32 @@ class LedgerAPI(ClientCore):
         limit = check_positive_int(limit, "limit", maximum=10_000)
         async with self._connection() as conn:
             return await list_tasks(conn, user_id=user_id, agent_id=agent_id, limit=limit)
+
+
+async def search_events(
+    conn: asyncpg.Connection,
+    *,
+    user_id: str,
+    agent_id: str,
+    query: str,
+    k: int,
+    exclude_task_id: str | None = None,
+) -> list[tuple[Event, float]]:
+    """Keyword search over the scope's ledger (OR semantics, as for facts)."""
+    rows = await conn.fetch(
+        f"""
+        WITH q AS (SELECT replace(plainto_tsquery('english', $3)::text, '&', '|') AS t)
+        SELECT {_EVENT_COLUMNS}, ts_rank_cd(content_tsv, to_tsquery('english', q.t), 1) AS rank
+        FROM events, q
+        WHERE q.t <> '' AND user_id = $1 AND agent_id = $2 AND redacted_at IS NULL
+          AND ($5::text IS NULL OR task_id <> $5)
+          AND content_tsv @@ to_tsquery('english', q.t)
+        ORDER BY rank DESC, event_id DESC LIMIT $4
+        """,
+        user_id,
+        agent_id,
+        query,
+        k,
+        exclude_task_id,
+    )
+    return [(event_from_row(r), float(r["rank"])) for r in rows]

@@ -48,3 +48,33 @@ class Task(EngramModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
+
+
+class FactSource(EngramModel):
+    """One piece of lineage: the event (and span of it) a fact came from."""
+
+    event_id: int
+    span_start: int = 0
+    span_end: int = 0
+    quote: str = ""
+
+
+class Fact(EngramModel):
+    """A unit of semantic memory."""
+
+    fact_id: int
+    user_id: str
+    agent_id: str
+    content: str
+    slot: str | None = None
+    category: str | None = None
+    confidence: float
+    status: str  # "active" | "superseded" | "retracted"
+    superseded_by: int | None = None
+    origin: str = "api"
+    task_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    valid_from: datetime
+    valid_to: datetime | None = None
+    created_at: datetime
+    sources: tuple[FactSource, ...] = ()

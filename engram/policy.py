@@ -25,6 +25,7 @@ BUILTIN_STRATEGIES = (
     "facts_keyword",
     "recent_ledger",
     "ledger_search",
+    "ledger_vector",
     "checkpoint",
     "long_input",
     "lineage",
@@ -68,6 +69,32 @@ class CriticalSlot(_Frozen):
         return value
 
 
+INTENTS = ("quote", "task", "facts", "general")
+
+
+class RouterRule(_Frozen):
+    """Route queries matching ``pattern`` (a case-insensitive regex) to ``intent``."""
+
+    pattern: str
+    intent: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _check_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+        return value
+
+    @field_validator("intent")
+    @classmethod
+    def _check_intent(cls, value: str) -> str:
+        if value not in INTENTS:
+            raise ValueError(f"intent must be one of {INTENTS}")
+        return value
+
+
 class RecallSettings(_Frozen):
     """How ``recall`` mixes its strategies."""
 
@@ -78,6 +105,7 @@ class RecallSettings(_Frozen):
             "facts_keyword": 1.0,
             "recent_ledger": 0.6,
             "ledger_search": 0.8,
+            "ledger_vector": 0.8,
             "checkpoint": 0.7,
             "long_input": 0.8,
             "lineage": 0.5,
@@ -97,6 +125,9 @@ class RecallSettings(_Frozen):
         default=6, ge=0, le=200, description="Ledger events of the current task to consider."
     )
     rrf_k: int = Field(default=60, ge=1, le=1000, description="The k constant of reciprocal rank fusion.")
+    router_rules: tuple[RouterRule, ...] = Field(
+        default=(), description="Policy-specific routing rules, tried before the built-in router's."
+    )
 
     @field_validator("weights")
     @classmethod

