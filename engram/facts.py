@@ -7,138 +7,29 @@ than writing their own.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from .core import ClientCore
-from .errors import ConfigurationError, InvalidInputError, NotFoundError
-from .interfaces import Embedder
+from .errors import InvalidInputError, NotFoundError
 from .models import Fact, FactSource
 from .validation import check_id, check_metadata, check_positive_int, check_scope, check_text
+from .vectors import EmbeddingSpace, ensure_space, nearest, space_of, vector_literal
+
+__all__ = ["EmbeddingSpace", "ensure_space", "space_of", "vector_literal"]
 
 log = logging.getLogger("engram.facts")
 
 MAX_FACT_CHARS = 4_000
 FACT_STATUSES = ("active", "superseded", "retracted")
-#: Scopes with at most this many active facts are searched exactly (a sequential
-#: scan of their rows); larger ones go through HNSW with iterative scanning.
-EXACT_SEARCH_MAX_ROWS = 10_000
 
 _FACT_COLUMNS = (
     "fact_id, user_id, agent_id, content, slot, category, confidence, status, superseded_by, origin, "
     "task_id, metadata, valid_from, valid_to, created_at"
 )
-
-
-# --------------------------------------------------------------------------- embedding spaces
-
-
-@dataclass(frozen=True)
-class EmbeddingSpace:
-    """The embedder a database's vectors belong to."""
-
-    embedder: str
-    dimension: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.embedder}@{self.dimension}"
-
-    @property
-    def literal(self) -> str:
-        # Inlined into SQL (never user input) so the planner can match the
-        # partial HNSW index's predicate even for generic prepared plans.
-        return "'" + self.name.replace("'", "''") + "'"
-
-    @property
-    def index_name(self) -> str:
-        return "facts_hnsw_" + hashlib.sha256(self.name.encode()).hexdigest()[:12]
-
-    def vector_sql(self, column: str = "embedding") -> str:
-        return f"({column}::halfvec({self.dimension}))"
-
-
-def space_of(embedder: Embedder) -> EmbeddingSpace:
-    dim = embedder.dimension
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0 or dim > 16000:
-        raise ConfigurationError(f"embedder {embedder.name!r} reports an invalid dimension {dim!r}")
-    return EmbeddingSpace(embedder.name, dim)
-
-
-async def ensure_space(conn: asyncpg.Connection, space: EmbeddingSpace, *, allow_change: bool) -> bool:
-    """Record ``space`` as the database's active one, or refuse a mismatch.
-
-    Returns True when the active space changed and facts need re-embedding.
-    """
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('engram.embedding_spaces'))")
-        active = await conn.fetchrow("SELECT space, embedder, dimension FROM embedding_spaces WHERE active")
-        changed = False
-        if active is None:
-            await conn.execute(
-                "INSERT INTO embedding_spaces (space, embedder, dimension, active) VALUES ($1, $2, $3, true) "
-                "ON CONFLICT (space) DO UPDATE SET active = true",
-                space.name,
-                space.embedder,
-                space.dimension,
-            )
-        elif active["space"] != space.name:
-            if not allow_change:
-                raise ConfigurationError(
-                    f"this database's vectors were made by {active['embedder']!r} with dimension "
-                    f"{active['dimension']}, but this client uses {space.embedder!r} with dimension "
-                    f"{space.dimension}. Configure the original embedder (ENGRAM_EMBEDDER), or set "
-                    "ENGRAM_ALLOW_EMBEDDING_DIMENSION_CHANGE=true and run `engram reembed` to move "
-                    "every fact to the new model."
-                )
-            log.warning(
-                "embedding space changes from %s to %s; run `engram reembed`", active["space"], space.name
-            )
-            await conn.execute("UPDATE embedding_spaces SET active = false WHERE active")
-            await conn.execute(
-                "INSERT INTO embedding_spaces (space, embedder, dimension, active) VALUES ($1, $2, $3, true) "
-                "ON CONFLICT (space) DO UPDATE SET active = true",
-                space.name,
-                space.embedder,
-                space.dimension,
-            )
-            changed = True
-        await conn.execute(
-            f"CREATE INDEX IF NOT EXISTS {space.index_name} ON facts USING hnsw "
-            f"({space.vector_sql()} halfvec_cosine_ops) WHERE embedding_space = {space.literal}"
-        )
-    return changed
-
-
-async def pending_reembed_count(
-    conn: asyncpg.Connection, space: EmbeddingSpace, user_id: str | None = None
-) -> int:
-    """Facts whose vectors are missing or belong to another space."""
-    if user_id is None:
-        # Operator view across tenants (the re-embed command); never returns content.
-        return int(
-            await conn.fetchval(
-                "SELECT count(*) FROM facts WHERE embedding_space IS DISTINCT FROM $1 AND user_id IS NOT NULL",
-                space.name,
-            )
-        )
-    return int(
-        await conn.fetchval(
-            "SELECT count(*) FROM facts WHERE user_id = $1 AND embedding_space IS DISTINCT FROM $2",
-            user_id,
-            space.name,
-        )
-    )
-
-
-def vector_literal(vector: Sequence[float]) -> str:
-    """pgvector's text input format; avoids needing a client-side codec."""
-    return "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
 
 
 # --------------------------------------------------------------------------- rows
@@ -307,58 +198,18 @@ async def nearest_facts(
     embedding: Sequence[float],
     k: int,
 ) -> list[tuple[int, float]]:
-    """The k active facts nearest to ``embedding`` as (fact_id, cosine similarity), best first.
-
-    Small scopes are searched exactly.  Large scopes use the HNSW index with
-    ``hnsw.iterative_scan`` (set with SET LOCAL, so it is PgBouncer-safe), which
-    keeps scanning the graph until k rows pass the tenant filter; if it still
-    returns fewer than k, we fall back to the exact search.
-    """
-    qvec = vector_literal(embedding)
-    size = await conn.fetchval(
-        """SELECT count(*) FROM (SELECT 1 FROM facts WHERE user_id = $1 AND agent_id = $2 AND status = 'active'
-           LIMIT $3) s""",
-        user_id,
-        agent_id,
-        EXACT_SEARCH_MAX_ROWS + 1,
+    """The k active facts nearest to ``embedding`` as (fact_id, cosine similarity), best first."""
+    return await nearest(
+        conn,
+        table="facts",
+        id_column="fact_id",
+        user_id=user_id,
+        agent_id=agent_id,
+        space=space,
+        embedding=embedding,
+        k=k,
+        extra_filter="status = 'active'",
     )
-    if size > EXACT_SEARCH_MAX_ROWS:
-        async with conn.transaction():
-            await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            await conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(1000, 3 * k))}")
-            await conn.execute("SET LOCAL hnsw.max_scan_tuples = 50000")
-            rows = await conn.fetch(
-                f"""
-                SELECT fact_id, dist FROM (
-                    SELECT fact_id, {space.vector_sql()} <=> $3::text::halfvec({space.dimension}) AS dist
-                    FROM facts
-                    WHERE embedding_space = {space.literal} AND user_id = $1 AND agent_id = $2
-                      AND status = 'active'
-                    ORDER BY dist LIMIT $4
-                ) hits ORDER BY dist
-                """,
-                user_id,
-                agent_id,
-                qvec,
-                k,
-            )
-        if len(rows) >= min(k, size):
-            return [(r["fact_id"], 1.0 - float(r["dist"])) for r in rows]
-    # Exact: the expression differs from the index's, so the planner scans the
-    # scope's rows through the btree instead of the (filtered) HNSW graph.
-    rows = await conn.fetch(
-        """
-        SELECT fact_id, embedding <=> $3::text::vector AS dist FROM facts
-        WHERE user_id = $1 AND agent_id = $2 AND status = 'active' AND embedding_space = $4
-        ORDER BY dist LIMIT $5
-        """,
-        user_id,
-        agent_id,
-        qvec,
-        space.name,
-        k,
-    )
-    return [(r["fact_id"], 1.0 - float(r["dist"])) for r in rows]
 
 
 # --------------------------------------------------------------------------- public API

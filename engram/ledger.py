@@ -408,3 +408,33 @@ async def search_events(
         exclude_task_id,
     )
     return [(event_from_row(r), float(r["rank"])) for r in rows]
+
+
+async def store_event_vectors(
+    conn: asyncpg.Connection,
+    *,
+    user_id: str,
+    agent_id: str,
+    event_ids: Sequence[int],
+    vectors: Sequence[Sequence[float]],
+    space_name: str,
+) -> None:
+    """Upsert event vectors (memory workers call this; the write path never does)."""
+    from .vectors import vector_literal
+
+    await conn.executemany(
+        """INSERT INTO event_vectors (user_id, agent_id, event_id, embedding, embedding_space)
+           VALUES ($1, $2, $3, $4::text::vector, $5)
+           ON CONFLICT (user_id, event_id) DO UPDATE
+               SET embedding = EXCLUDED.embedding, embedding_space = EXCLUDED.embedding_space""",
+        [
+            (user_id, agent_id, eid, vector_literal(vec), space_name)
+            for eid, vec in zip(event_ids, vectors, strict=True)
+        ],
+    )
+
+
+def event_embedding_text(event: Event) -> str:
+    """What gets embedded for an event: speaker-labelled content, as recall shows it."""
+    speaker = event.metadata.get("speaker") if isinstance(event.metadata, dict) else None
+    return f"{speaker or event.role}: {event.content}"

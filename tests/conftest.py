@@ -82,3 +82,24 @@ async def count_rows(conn: object, user_id: str) -> dict[str, int]:
         name = row["table_name"]
         out[name] = await conn.fetchval(f'SELECT count(*) FROM "{name}" WHERE user_id = $1', user_id)  # type: ignore[attr-defined]
     return out
+
+
+def dsn_with_database(dsn: str, name: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+
+
+@pytest.fixture
+async def scratch_dsn(database_url: str) -> AsyncIterator[str]:
+    """A brand-new empty database on the same server, dropped afterwards."""
+    import asyncpg
+
+    name = f"engram_scratch_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(database_url, statement_cache_size=0)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield dsn_with_database(database_url, name)
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()

@@ -3,35 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from engram import Engram, MigrationError
 from engram.db.migrate import available_migrations, migrate
-
-
-@pytest.fixture
-async def scratch_dsn(database_url: str) -> AsyncIterator[str]:
-    """A brand-new empty database on the same server."""
-    name = f"engram_scratch_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        dsn = _with_database(database_url, name)
-        yield dsn
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-def _with_database(dsn: str, name: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path="/" + name))
 
 
 async def test_files_are_numbered_and_unique() -> None:

@@ -173,6 +173,39 @@ class LedgerSearch:
         return [_event_candidate(e, s, "Related conversation", with_task=True) for e, s in found]
 
 
+class LedgerVector:
+    """Events of the scope's ledger by meaning (vectors written by memory workers)."""
+
+    name = "ledger_vector"
+    order = 65
+
+    async def run(self, ctx: RecallContext) -> list[RecallCandidate]:
+        from engram.vectors import nearest
+
+        vector = await ctx.query_embedding()
+        hits = await nearest(
+            ctx.conn,
+            table="event_vectors",
+            id_column="event_id",
+            user_id=ctx.user_id,
+            agent_id=ctx.agent_id,
+            space=ctx.space,
+            embedding=vector,
+            k=ctx.candidates,
+        )
+        if not hits:
+            return []
+        events = await ledger_sql.events_by_ids(
+            ctx.conn, user_id=ctx.user_id, agent_id=ctx.agent_id, event_ids=[h[0] for h in hits]
+        )
+        by_id = {e.event_id: e for e in events if not e.redacted}
+        return [
+            _event_candidate(by_id[i], s, "Related conversation", with_task=True)
+            for i, s in hits
+            if i in by_id
+        ]
+
+
 class FactsVector:
     """Facts by cosine similarity of their embeddings (exact or filtered HNSW)."""
 
@@ -257,6 +290,7 @@ BUILTIN_STRATEGIES = (
     FactsKeyword(),
     LedgerSearch(),
     FactsVector(),
+    LedgerVector(),
     LongInput(),
     Lineage(),
 )

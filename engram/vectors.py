@@ -1,0 +1,179 @@
+"""Embedding spaces and filtered vector search, shared by every table with vectors.
+
+A database has one active embedding space (embedder name + dimension).  Vector
+columns have no fixed dimension; each space gets a partial HNSW index over a
+``halfvec`` cast of its dimension on every vector table, so a model change needs
+no table rewrite and the index takes half the memory of full-precision vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from .errors import ConfigurationError
+from .interfaces import Embedder
+
+log = logging.getLogger("engram.vectors")
+
+#: Tables holding an ``embedding``/``embedding_space`` pair, with their id column.
+VECTOR_TABLES: dict[str, str] = {"facts": "fact_id", "event_vectors": "event_id"}
+
+#: Scopes with at most this many rows are searched exactly (a scan of their rows
+#: through the tenant btree); larger ones go through HNSW with iterative scans.
+EXACT_SEARCH_MAX_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class EmbeddingSpace:
+    """The embedder a database's vectors belong to."""
+
+    embedder: str
+    dimension: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.embedder}@{self.dimension}"
+
+    @property
+    def literal(self) -> str:
+        # Inlined into SQL (never user input) so the planner can match the
+        # partial HNSW index's predicate even for generic prepared plans.
+        return "'" + self.name.replace("'", "''") + "'"
+
+    def index_name(self, table: str = "facts") -> str:
+        return f"{table}_hnsw_" + hashlib.sha256(self.name.encode()).hexdigest()[:12]
+
+    def vector_sql(self, column: str = "embedding") -> str:
+        return f"({column}::halfvec({self.dimension}))"
+
+
+def space_of(embedder: Embedder) -> EmbeddingSpace:
+    dim = embedder.dimension
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0 or dim > 16000:
+        raise ConfigurationError(f"embedder {embedder.name!r} reports an invalid dimension {dim!r}")
+    return EmbeddingSpace(embedder.name, dim)
+
+
+def vector_literal(vector: Sequence[float]) -> str:
+    """pgvector's text input format; avoids needing a client-side codec."""
+    return "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
+
+
+async def ensure_space(conn: asyncpg.Connection, space: EmbeddingSpace, *, allow_change: bool) -> bool:
+    """Record ``space`` as the database's active one, or refuse a mismatch.
+
+    Returns True when the active space changed and vectors need re-embedding.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('engram.embedding_spaces'))")
+        active = await conn.fetchrow("SELECT space, embedder, dimension FROM embedding_spaces WHERE active")
+        changed = False
+        if active is not None and active["space"] != space.name:
+            if not allow_change:
+                raise ConfigurationError(
+                    f"this database's vectors were made by {active['embedder']!r} with dimension "
+                    f"{active['dimension']}, but this client uses {space.embedder!r} with dimension "
+                    f"{space.dimension}. Configure the original embedder (ENGRAM_EMBEDDER), or set "
+                    "ENGRAM_ALLOW_EMBEDDING_DIMENSION_CHANGE=true and run `engram reembed` to move "
+                    "every vector to the new model."
+                )
+            log.warning(
+                "embedding space changes from %s to %s; run `engram reembed`", active["space"], space.name
+            )
+            await conn.execute("UPDATE embedding_spaces SET active = false WHERE active")
+            changed = True
+        if active is None or changed:
+            await conn.execute(
+                "INSERT INTO embedding_spaces (space, embedder, dimension, active) VALUES ($1, $2, $3, true) "
+                "ON CONFLICT (space) DO UPDATE SET active = true",
+                space.name,
+                space.embedder,
+                space.dimension,
+            )
+        for table in VECTOR_TABLES:
+            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
+                await conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS {space.index_name(table)} ON {table} USING hnsw "
+                    f"({space.vector_sql()} halfvec_cosine_ops) WHERE embedding_space = {space.literal}"
+                )
+    return changed
+
+
+async def nearest(
+    conn: asyncpg.Connection,
+    *,
+    table: str,
+    id_column: str,
+    user_id: str,
+    agent_id: str,
+    space: EmbeddingSpace,
+    embedding: Sequence[float],
+    k: int,
+    extra_filter: str = "TRUE",
+    exact_max_rows: int = EXACT_SEARCH_MAX_ROWS,
+) -> list[tuple[int, float]]:
+    """The k rows of the scope nearest to ``embedding``: (id, cosine similarity), best first.
+
+    pgvector applies a WHERE clause after the HNSW scan, so a plain filtered
+    HNSW query can return far fewer than k rows for a small tenant.  Small scopes
+    are therefore searched exactly.  Large scopes use HNSW with
+    ``hnsw.iterative_scan`` (SET LOCAL, so it is PgBouncer-safe), which keeps
+    walking the graph until k rows pass the filter; if it still returns fewer
+    than k, the exact search runs instead.
+    """
+    if table not in VECTOR_TABLES or VECTOR_TABLES[table] != id_column:
+        raise ValueError(f"not a vector table: {table}.{id_column}")
+    qvec = vector_literal(embedding)
+    size = await conn.fetchval(
+        f"""SELECT count(*) FROM (SELECT 1 FROM {table}
+            WHERE user_id = $1 AND agent_id = $2 AND {extra_filter} LIMIT $3) s""",
+        user_id,
+        agent_id,
+        exact_max_rows + 1,
+    )
+    if size > exact_max_rows:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            await conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(1000, 3 * k))}")
+            await conn.execute("SET LOCAL hnsw.max_scan_tuples = 50000")
+            rows = await conn.fetch(
+                # relaxed_order may return rows slightly out of order; the
+                # MATERIALIZED CTE stops the planner from dropping the outer sort,
+                # which also re-ranks by full-precision distance.
+                f"""
+                WITH hits AS MATERIALIZED (
+                    SELECT {id_column} AS id, embedding,
+                           {space.vector_sql()} <=> $3::text::halfvec({space.dimension}) AS approx
+                    FROM {table}
+                    WHERE embedding_space = {space.literal} AND user_id = $1 AND agent_id = $2 AND {extra_filter}
+                    ORDER BY approx LIMIT $4
+                )
+                SELECT id, embedding <=> $3::text::vector AS dist FROM hits ORDER BY dist, id
+                """,
+                user_id,
+                agent_id,
+                qvec,
+                k,
+            )
+        if len(rows) >= k:
+            return [(r["id"], 1.0 - float(r["dist"])) for r in rows]
+    # Exact: this expression differs from the index's, so the planner reads the
+    # scope's rows through the tenant btree instead of the filtered HNSW graph.
+    rows = await conn.fetch(
+        f"""
+        SELECT {id_column} AS id, embedding <=> $3::text::vector AS dist FROM {table}
+        WHERE user_id = $1 AND agent_id = $2 AND embedding_space = $4 AND {extra_filter}
+        ORDER BY dist, id LIMIT $5
+        """,
+        user_id,
+        agent_id,
+        qvec,
+        space.name,
+        k,
+    )
+    return [(r["id"], 1.0 - float(r["dist"])) for r in rows]
