@@ -308,7 +308,9 @@ class PrivacyAPI(ClientCore):
                 continue
             columns = await conn.fetch(_TEXT_COLUMNS_SQL, table)
             writable = [
-                c for c in columns if not c["generated"] and c["column_name"] not in ("user_id", "agent_id")
+                c
+                for c in columns
+                if not c["generated"] and c["column_name"] not in ("user_id", "agent_id", "embedding_space")
             ]
             if not writable:
                 continue
