@@ -156,3 +156,19 @@ def notify(hook_name: str, **kwargs: Any) -> None:
 
 def iter_plugin_names() -> Iterable[str]:
     return [name for name, _ in get_plugin_manager().list_name_plugin()]
+
+
+def registrations_by_plugin(hook_name: str) -> list[tuple[str, tuple[Any, ...]]]:
+    """(plugin name, registered args) pairs: which plugin provided what."""
+    pm = get_plugin_manager()
+    out: list[tuple[str, tuple[Any, ...]]] = []
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        registered: list[tuple[Any, ...]] = []
+
+        def register(*args: Any, _sink: list[tuple[Any, ...]] = registered) -> None:
+            _sink.append(args)
+
+        if "register" in impl.argnames:
+            impl.function(register=register)
+        out.extend((impl.plugin_name, args) for args in registered)
+    return out
