@@ -9,7 +9,9 @@ scratch databases).  Otherwise an embedded PostgreSQL is started in a temporary
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,13 +32,16 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from engram.db.embedded import embedded_dsn, stop_embedded
 
-    home = tmp_path_factory.mktemp("engram-home")
+    # Not tmp_path_factory: pytest prunes old basetemp folders, which would pull
+    # the data folder from under a server that a parallel run is still using.
+    home = Path(tempfile.mkdtemp(prefix="engram-test-"))
     dsn = embedded_dsn(home, keep_running=True)
     os.environ["ENGRAM_TEST_EMBEDDED_HOME"] = str(home)
     try:
         yield dsn
     finally:
         stop_embedded(home)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

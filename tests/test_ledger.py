@@ -13,14 +13,14 @@ from engram import Engram, InvalidInputError, NotFoundError, ScopeError
 
 async def test_record_turn_writes_both_events_in_order(engram: Engram, scope: dict[str, str]) -> None:
     first = await engram.record_turn(
-        "task-a",
+        f"{scope['user_id']}:task-a",
         user_message="I use Python 3.12",
         assistant_response="Noted.",
         enqueue_processing=False,
         **scope,
     )
     second = await engram.record_turn(
-        "task-a",
+        f"{scope['user_id']}:task-a",
         user_message="Run tests with pytest -q",
         assistant_response="OK",
         enqueue_processing=False,
@@ -28,37 +28,46 @@ async def test_record_turn_writes_both_events_in_order(engram: Engram, scope: di
     )
     assert first.user_event_id < first.assistant_event_id < second.user_event_id < second.assistant_event_id
     assert (first.turn_count, second.turn_count) == (1, 2)
-    events = await engram.get_task_events("task-a", **scope)
+    events = await engram.get_task_events(f"{scope['user_id']}:task-a", **scope)
     assert [(e.role, e.content) for e in events] == [
         ("user", "I use Python 3.12"),
         ("assistant", "Noted."),
         ("user", "Run tests with pytest -q"),
         ("assistant", "OK"),
     ]
-    assert all(e.user_id == scope["user_id"] and e.task_id == "task-a" for e in events)
-    tail = await engram.get_task_events("task-a", after_event_id=first.assistant_event_id, **scope)
+    assert all(e.user_id == scope["user_id"] and e.task_id == f"{scope['user_id']}:task-a" for e in events)
+    tail = await engram.get_task_events(
+        f"{scope['user_id']}:task-a", after_event_id=first.assistant_event_id, **scope
+    )
     assert [e.event_id for e in tail] == list(second.event_ids)
 
 
 async def test_record_event_roles_and_metadata(engram: Engram, scope: dict[str, str]) -> None:
     event = await engram.record_event(
-        "task-tools", role="tool", content='{"exit": 0}', metadata={"tool": "pytest", "n": 3}, **scope
+        f"{scope['user_id']}:task-tools",
+        role="tool",
+        content='{"exit": 0}',
+        metadata={"tool": "pytest", "n": 3},
+        **scope,
     )
     assert event.role == "tool" and event.metadata == {"tool": "pytest", "n": 3}
     fetched = await engram.get_event(event.event_id, **scope)
     assert fetched.content == '{"exit": 0}' and fetched.metadata == {"tool": "pytest", "n": 3}
     tasks = await engram.list_tasks(**scope)
     # a tool event is not a user turn
-    assert [(t.task_id, t.turn_count) for t in tasks] == [("task-tools", 0)]
+    assert [(t.task_id, t.turn_count) for t in tasks] == [(f"{scope['user_id']}:task-tools", 0)]
 
 
 async def test_task_of_another_scope_is_refused(
     engram: Engram, scope: dict[str, str], raw_conn: object
 ) -> None:
     await engram.record_turn(
-        "shared-task-" + scope["user_id"], user_message="hi", assistant_response="hello", **scope
+        f"{scope['user_id']}:shared-task-" + scope["user_id"],
+        user_message="hi",
+        assistant_response="hello",
+        **scope,
     )
-    task = "shared-task-" + scope["user_id"]
+    task = f"{scope['user_id']}:shared-task-" + scope["user_id"]
     intruder = {"user_id": scope["user_id"] + "-other", "agent_id": scope["agent_id"]}
     other_agent = {"user_id": scope["user_id"], "agent_id": "another-agent"}
     for other in (intruder, other_agent):
@@ -79,16 +88,23 @@ async def test_task_of_another_scope_is_refused(
 
 async def test_concurrent_first_turns_of_one_task_both_land(engram: Engram, scope: dict[str, str]) -> None:
     results = await asyncio.gather(
-        *(engram.record_turn("race", user_message=f"m{i}", assistant_response="r", **scope) for i in range(8))
+        *(
+            engram.record_turn(
+                f"{scope['user_id']}:race", user_message=f"m{i}", assistant_response="r", **scope
+            )
+            for i in range(8)
+        )
     )
     assert sorted(r.turn_count for r in results) == list(range(1, 9))
-    assert len(await engram.get_task_events("race", **scope)) == 16
+    assert len(await engram.get_task_events(f"{scope['user_id']}:race", **scope)) == 16
 
 
 async def test_database_refuses_update_delete_truncate(
     engram: Engram, scope: dict[str, str], raw_conn: object
 ) -> None:
-    turn = await engram.record_turn("t", user_message="secret plan", assistant_response="ok", **scope)
+    turn = await engram.record_turn(
+        f"{scope['user_id']}:t", user_message="secret plan", assistant_response="ok", **scope
+    )
     conn: asyncpg.Connection = raw_conn  # type: ignore[assignment]
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
         await conn.execute(
@@ -177,16 +193,16 @@ async def test_record_event_bad_input(
     call: dict[str, object] = {"role": "tool", "content": "ok", **scope}
     call.update(kwargs)
     with pytest.raises(InvalidInputError, match=message):
-        await engram.record_event("t", **call)  # type: ignore[arg-type]
+        await engram.record_event(f"{scope['user_id']}:t", **call)  # type: ignore[arg-type]
     assert sum((await count_rows(raw_conn, scope["user_id"])).values()) == 0
 
 
 async def test_read_calls_validate(engram: Engram, scope: dict[str, str]) -> None:
     with pytest.raises(InvalidInputError):
-        await engram.get_task_events("t", after_event_id=-1, **scope)
+        await engram.get_task_events(f"{scope['user_id']}:t", after_event_id=-1, **scope)
     with pytest.raises(InvalidInputError):
-        await engram.get_task_events("t", limit=0, **scope)
+        await engram.get_task_events(f"{scope['user_id']}:t", limit=0, **scope)
     with pytest.raises(InvalidInputError):
         await engram.get_event("1", **scope)  # type: ignore[arg-type]
     # an unknown task of nobody reads as empty, not as an error
-    assert await engram.get_task_events("never-used-" + scope["user_id"], **scope) == []
+    assert await engram.get_task_events(f"{scope['user_id']}:never-used-" + scope["user_id"], **scope) == []

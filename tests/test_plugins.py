@@ -59,7 +59,7 @@ def installed_plugin() -> Iterator[None]:
         plugins.reset_plugin_manager()
 
 
-def test_third_party_plugin_is_discovered_and_used(installed_plugin: None, database_url: str) -> None:
+def test_third_party_plugin_is_discovered_and_used(installed_plugin: None, scratch_dsn: str) -> None:
     out = _run(
         """
         import asyncio, json
@@ -81,7 +81,7 @@ def test_third_party_plugin_is_discovered_and_used(installed_plugin: None, datab
             }
         print(json.dumps(asyncio.run(main())))
         """
-        % database_url
+        % scratch_dsn  # its own database: the plugin's 8-d embedder is another embedding space
     )
     result = json.loads(out)
     assert result["sources"] == "engram-plugin-shout 0.1.0"

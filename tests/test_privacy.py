@@ -12,6 +12,7 @@ SECRET = "sk-proj-Zq8xT4vL2mN9pR7sK3wY6bH1"
 
 
 async def _populate(engram: Engram, scope: dict[str, str], tag: str) -> None:
+    tag = f"{scope['user_id']}:{tag}"  # task ids are global: keep them unique per test
     await engram.record_turn(
         f"{tag}-t1", user_message=f"I live in Porto ({tag})", assistant_response="ok", **scope
     )
@@ -25,7 +26,9 @@ async def test_purge_removes_every_row_and_nothing_else(
 ) -> None:
     neighbour = {"user_id": scope["user_id"] + "-n", "agent_id": scope["agent_id"]}
     await _populate(engram, scope, "victim")
-    await engram.record_turn("victim-t2", user_message="second task", assistant_response="ok", **scope)
+    await engram.record_turn(
+        f"{scope['user_id']}:victim-t2", user_message="second task", assistant_response="ok", **scope
+    )
     await engram.add("other agent fact", user_id=scope["user_id"], agent_id="second-agent")
     await _populate(engram, neighbour, "neighbour")
     before_others = await snapshot_except(raw_conn, scope["user_id"])
@@ -39,7 +42,9 @@ async def test_purge_removes_every_row_and_nothing_else(
     assert set((await rows_of_user(raw_conn, scope["user_id"])).values()) == {0}
     assert await snapshot_except(raw_conn, scope["user_id"]) == before_others
     # The user's task ids are free again, and the user can start over.
-    await engram.record_turn("victim-t1", user_message="fresh start", assistant_response="ok", **scope)
+    await engram.record_turn(
+        f"{scope['user_id']}:victim-t1", user_message="fresh start", assistant_response="ok", **scope
+    )
 
 
 async def test_purge_of_one_agent_keeps_the_users_other_agents(
@@ -52,7 +57,7 @@ async def test_purge_of_one_agent_keeps_the_users_other_agents(
     assert report.counts["events"] == 3
     assert await engram.list_facts(**scope) == []
     assert len(await engram.list_facts(**other_agent)) == 2
-    assert len(await engram.get_task_events("two-t1", **other_agent)) == 3
+    assert len(await engram.get_task_events(f"{scope['user_id']}:two-t1", **other_agent)) == 3
 
 
 async def test_purge_bad_input(engram: Engram) -> None:
@@ -67,7 +72,7 @@ async def test_redact_whole_event_leaves_the_secret_nowhere(
     engram: Engram, scope: dict[str, str], raw_conn: asyncpg.Connection
 ) -> None:
     turn = await engram.record_turn(
-        "leak",
+        f"{scope['user_id']}:leak",
         user_message=f"my key is {SECRET} please keep it",
         assistant_response="I will not repeat it.",
         **scope,
@@ -90,7 +95,7 @@ async def test_redact_spans_keeps_the_rest(
     engram: Engram, scope: dict[str, str], raw_conn: asyncpg.Connection
 ) -> None:
     text = f"deploy with key {SECRET} to prod tonight"
-    event = await engram.record_event("spans", role="user", content=text, **scope)
+    event = await engram.record_event(f"{scope['user_id']}:spans", role="user", content=text, **scope)
     start = text.index(SECRET)
     report = await engram.redact_event(
         event.event_id, reason="secret", spans=[(start, start + len(SECRET))], **scope
@@ -111,7 +116,7 @@ async def test_redact_spans_keeps_the_rest(
 async def test_redact_event_bad_input_changes_nothing(
     engram: Engram, scope: dict[str, str], raw_conn: asyncpg.Connection
 ) -> None:
-    event = await engram.record_event("bad", role="user", content="0123456789", **scope)
+    event = await engram.record_event(f"{scope['user_id']}:bad", role="user", content="0123456789", **scope)
     other = {"user_id": scope["user_id"] + "-x", "agent_id": scope["agent_id"]}
     cases: list[tuple[dict[str, object], type[Exception]]] = [
         ({"spans": [(5, 3)]}, InvalidInputError),

@@ -76,12 +76,18 @@ async def test_pinned_slots_come_first_whatever_the_query(engram: Engram, scope:
 
 async def test_task_recall_uses_recent_ledger_in_order(engram: Engram, scope: dict[str, str]) -> None:
     await engram.record_turn(
-        "t1", user_message="Fix the flaky lease test", assistant_response="Looking at worker.py", **scope
+        f"{scope['user_id']}:t1",
+        user_message="Fix the flaky lease test",
+        assistant_response="Looking at worker.py",
+        **scope,
     )
     await engram.record_turn(
-        "t1", user_message="Now bump the version", assistant_response="Bumped to 0.2.0", **scope
+        f"{scope['user_id']}:t1",
+        user_message="Now bump the version",
+        assistant_response="Bumped to 0.2.0",
+        **scope,
     )
-    trace = await engram.trace_recall("where were we?", task_id="t1", **scope)
+    trace = await engram.trace_recall("where were we?", task_id=f"{scope['user_id']}:t1", **scope)
     assert trace.intent == "task"
     section = trace.context.split("## Recent conversation\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert [line.split("] ", 1)[1] for line in section] == [
@@ -144,11 +150,13 @@ async def test_other_scopes_are_never_recalled(engram: Engram, scope: dict[str, 
     other_agent = {"user_id": scope["user_id"], "agent_id": "other-agent"}
     await engram.add("The secret launch code is 0000-TANGO", **other)
     await engram.add("The secret launch code is 1111-ALPHA", **other_agent)
-    await engram.record_turn("ot", user_message="launch code TANGO", assistant_response="ok", **other)
+    await engram.record_turn(
+        f"{scope['user_id']}:ot", user_message="launch code TANGO", assistant_response="ok", **other
+    )
     trace = await engram.trace_recall("secret launch code TANGO ALPHA", **scope)
     assert trace.items == () and "TANGO" not in trace.context and "ALPHA" not in trace.context
     with pytest.raises(ScopeError):
-        await engram.trace_recall("launch code", task_id="ot", **scope)
+        await engram.trace_recall("launch code", task_id=f"{scope['user_id']}:ot", **scope)
 
 
 async def test_recall_traced_hook_sees_every_trace(engram: Engram, scope: dict[str, str]) -> None:

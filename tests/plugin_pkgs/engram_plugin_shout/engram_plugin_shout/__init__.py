@@ -22,7 +22,7 @@ class ShoutRedactor:
 
     def detect(self, text: str) -> list[Detection]:
         return [Detection(kind="shouting", start=m.start(), end=m.end(), redactor=self.name)
-                for m in re.finditer(r"\b[A-Z]{5,}\b", text)]
+                for m in re.finditer(r"\b[A-Z]{4,}\b", text)]
 
 
 class ShoutExtractor:
