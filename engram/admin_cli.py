@@ -1,0 +1,154 @@
+"""Operator commands: ``engram doctor``, ``engram reembed``, ``engram policies``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .cli import client_options, make_client, run_async
+
+#: pgvector releases before this had HNSW vacuum/repair bugs.
+MIN_PGVECTOR = (0, 8, 4)
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".") if p.isdigit())
+
+
+@click.command("doctor")
+@client_options
+@run_async
+async def doctor_command(dsn: str | None, policy: str | None) -> None:
+    """Check the database, extensions, embedding space, pool and job backlog; say what to fix.
+
+    Exits with status 3 when a check fails.
+    """
+    from .db.migrate import available_migrations
+    from .errors import EngramError
+
+    problems = 0
+
+    def report(ok: bool | None, label: str, detail: str, fix: str = "") -> None:
+        nonlocal problems
+        mark = {True: click.style("ok  ", fg="green"), False: click.style("FAIL", fg="red"), None: "warn"}[ok]
+        click.echo(f"[{mark}] {label}: {detail}")
+        if ok is False:
+            problems += 1
+        if fix and ok is not True:
+            click.echo(f"       fix: {fix}")
+
+    client = make_client(dsn, policy)
+    try:
+        await client.connect()
+    except EngramError as exc:
+        report(
+            False, "connect", str(exc), "check ENGRAM_DATABASE_URL, or unset it to use the embedded server"
+        )
+        sys.exit(3)
+    try:
+        async with client._connection() as conn:
+            version = await conn.fetchval("SHOW server_version")
+            report(
+                int(await conn.fetchval("SHOW server_version_num")) >= 160000,
+                "server",
+                f"PostgreSQL {version}",
+            )
+            exts = {
+                r["extname"]: r["extversion"]
+                for r in await conn.fetch("SELECT extname, extversion FROM pg_extension")
+            }
+            for ext in ("vector", "pg_trgm"):
+                report(ext in exts, f"extension {ext}", exts.get(ext, "missing"), f"CREATE EXTENSION {ext}")
+            if "vector" in exts:
+                ok = _version_tuple(exts["vector"]) >= MIN_PGVECTOR
+                report(ok or None, "pgvector version", exts["vector"], "upgrade pgvector to 0.8.4 or newer")
+            applied = await conn.fetchval("SELECT max(version) FROM engram_migrations")
+            latest = available_migrations()[-1].version
+            report(applied == latest, "schema", f"migration {applied} of {latest}", "run `engram migrate`")
+            active = await conn.fetchrow("SELECT space, dimension FROM embedding_spaces WHERE active")
+            mine = client.embedding_space
+            report(
+                active is not None and active["space"] == mine.name,
+                "embedding space",
+                f"database {active['space'] if active else 'none'}, client {mine.name}",
+                "set ENGRAM_EMBEDDER to the database's embedder, or allow the change and run `engram reembed`",
+            )
+        from .reembed import pending_counts
+
+        pending = await pending_counts(client)
+        waiting = sum(pending.values())
+        report(
+            True if waiting == 0 else None,
+            "vectors",
+            f"{waiting} rows wait for (re-)embedding {pending}",
+            "run `engram reembed`",
+        )
+        s = client.settings
+        report(
+            True,
+            "pool",
+            f"min {s.min_pool_size}, max {s.max_pool_size}, pgbouncer mode {'on' if s.pgbouncer else 'off'}",
+        )
+        if hasattr(client, "job_stats"):
+            stats = await client.job_stats()
+            data: dict[str, Any] = stats.model_dump()
+            failed = int(data.get("failed", 0))
+            report(
+                failed == 0 or None,
+                "memory_jobs",
+                ", ".join(f"{k}={v}" for k, v in data.items()),
+                "inspect with `engram jobs`, re-queue with `engram jobs retry --failed`",
+            )
+    finally:
+        await client.close()
+    if problems:
+        click.secho(f"{problems} problem(s) found", fg="red")
+        sys.exit(3)
+    click.secho("all checks passed", fg="green")
+
+
+@click.command("reembed")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=256, show_default=True)
+@client_options
+@run_async
+async def reembed_command(batch_size: int, dsn: str | None, policy: str | None) -> None:
+    """Re-embed every vector that is missing or belongs to another embedding space.
+
+    Safe to interrupt and run again: it resumes where it stopped.
+    """
+    from tqdm import tqdm
+
+    from .reembed import pending_counts, reembed
+
+    async with make_client(dsn, policy, allow_embedding_dimension_change=True) as client:
+        pending = await pending_counts(client)
+        total = sum(pending.values())
+        if total == 0:
+            click.echo(f"nothing to do: every vector is in {client.embedding_space.name}")
+            return
+        with tqdm(total=total, unit="row", desc=f"re-embedding into {client.embedding_space.name}") as bar:
+            done = await reembed(client, batch_size=batch_size, progress=lambda _t, n: bar.update(n))
+    click.echo("re-embedded: " + ", ".join(f"{t} {n}" for t, n in done.items()))
+
+
+@click.command("policies")
+def policies_command() -> None:
+    """List installed memory policies and the plugin each comes from."""
+    from . import plugins
+
+    sources = plugins.plugin_sources()
+    for plugin_name, args in sorted(
+        plugins.registrations_by_plugin("register_policies"), key=lambda r: r[1][0].name
+    ):
+        policy = args[0]
+        slots = ", ".join(s.name for s in policy.critical_slots) or "none"
+        origin = sources.get(plugin_name, plugin_name)
+        click.echo(f"{policy.name:<20} from {origin}")
+        if policy.description:
+            click.echo(f"    {policy.description.splitlines()[0]}")
+        click.echo(f"    critical slots: {slots}")
+
+
+commands = [doctor_command, reembed_command, policies_command]
