@@ -1,0 +1,1 @@
+"""A production-shaped FastAPI service on Engram (see README.md beside this file)."""
