@@ -78,7 +78,7 @@ async def test_changing_dimension_is_refused_then_reembedded(
         trace = await second.trace_recall("marathons", **scope)
         assert "The user runs marathons" in trace.context
         assert any(r.name == "facts_vector" and r.candidates == 2 for r in trace.strategies)
-    conn = await asyncpg.connect(scratch_dsn)
+    conn = await asyncpg.connect(scratch_dsn, statement_cache_size=0)
     try:
         dims = await conn.fetch("SELECT DISTINCT vector_dims(embedding) AS d FROM facts")
         assert [r["d"] for r in dims] == [16]

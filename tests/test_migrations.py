@@ -23,7 +23,7 @@ async def test_concurrent_start_applies_each_migration_once(scratch_dsn: str) ->
     await asyncio.gather(*(c.connect() for c in clients))
     for c in clients:
         await c.close()
-    conn = await asyncpg.connect(scratch_dsn)
+    conn = await asyncpg.connect(scratch_dsn, statement_cache_size=0)
     try:
         rows = await conn.fetch("SELECT version FROM engram_migrations ORDER BY version")
         assert [r["version"] for r in rows] == [m.version for m in available_migrations()]
@@ -38,7 +38,7 @@ async def test_concurrent_start_applies_each_migration_once(scratch_dsn: str) ->
 async def test_edited_migration_is_refused(scratch_dsn: str) -> None:
     async with Engram(scratch_dsn, embedder="hashing"):
         pass
-    conn = await asyncpg.connect(scratch_dsn)
+    conn = await asyncpg.connect(scratch_dsn, statement_cache_size=0)
     try:
         await conn.execute("UPDATE engram_migrations SET checksum = 'tampered' WHERE version = 1")
         with pytest.raises(MigrationError, match="edited after it was applied"):
