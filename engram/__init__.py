@@ -19,6 +19,15 @@ from .errors import (
     ScopeError,
 )
 from .hookspecs import hookimpl
+from .jobs.models import Checkpoint, Job, JobStats, Lineage, LineageNode, WorkerOptions
+from .longinput_models import (
+    ChunkSummary,
+    CitationCheck,
+    ContextChunk,
+    LongInput,
+    LongInputContext,
+    LongInputRecord,
+)
 from .models import Event, Task, TurnRecord
 from .policy import CriticalSlot, MemoryPolicy
 from .settings import EngramSettings
@@ -26,7 +35,11 @@ from .settings import EngramSettings
 __version__ = "0.1.0"
 
 __all__ = [
+    "Checkpoint",
+    "ChunkSummary",
+    "CitationCheck",
     "ConfigurationError",
+    "ContextChunk",
     "CriticalSlot",
     "Engram",
     "EngramError",
@@ -34,6 +47,13 @@ __all__ = [
     "Event",
     "ExtractionError",
     "InvalidInputError",
+    "Job",
+    "JobStats",
+    "Lineage",
+    "LineageNode",
+    "LongInput",
+    "LongInputContext",
+    "LongInputRecord",
     "MemoryPolicy",
     "MigrationError",
     "NotFoundError",
@@ -42,6 +62,7 @@ __all__ = [
     "ScopeError",
     "Task",
     "TurnRecord",
+    "WorkerOptions",
     "__version__",
     "connect",
     "hookimpl",

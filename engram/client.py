@@ -5,11 +5,12 @@ from __future__ import annotations
 from .facts import FactsAPI
 from .jobs.api import JobsAPI
 from .ledger import LedgerAPI
+from .longinput import LongInputAPI
 from .privacy import PrivacyAPI
 from .recall.api import RecallAPI
 
 
-class Engram(LedgerAPI, RecallAPI, FactsAPI, PrivacyAPI, JobsAPI):
+class Engram(LedgerAPI, RecallAPI, FactsAPI, PrivacyAPI, JobsAPI, LongInputAPI):
     """Long-term memory for LLM agents on PostgreSQL.
 
     ``Engram(dsn=None, *, memory_policy="default", embedder=None, extractor=None)``.

@@ -21,7 +21,11 @@ from .interfaces import Embedder
 log = logging.getLogger("engram.vectors")
 
 #: Tables holding an ``embedding``/``embedding_space`` pair, with their id column.
-VECTOR_TABLES: dict[str, str] = {"facts": "fact_id", "event_vectors": "event_id"}
+VECTOR_TABLES: dict[str, str] = {
+    "facts": "fact_id",
+    "event_vectors": "event_id",
+    "long_input_chunks": "chunk_id",
+}
 
 #: Scopes with at most this many rows are searched exactly (a scan of their rows
 #: through the tenant btree); larger ones go through HNSW with iterative scans.

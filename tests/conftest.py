@@ -108,3 +108,30 @@ async def scratch_dsn(database_url: str) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()
+
+
+# --------------------------------------------------------------------------- hypothesis profiles
+# "ci" keeps the property tests (and the tenant-isolation state machine) to a
+# minute or two; "long" is the thorough run documented in docs/privacy.md:
+#   HYPOTHESIS_PROFILE=long nox -s tests -- tests/test_isolation_state_machine.py
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+_SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+hypothesis_settings.register_profile(
+    "ci",
+    max_examples=60,
+    stateful_step_count=12,
+    deadline=None,
+    suppress_health_check=_SLOW_OK,
+    print_blob=True,
+)
+hypothesis_settings.register_profile(
+    "long",
+    max_examples=1_000,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=_SLOW_OK,
+    print_blob=True,
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

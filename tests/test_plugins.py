@@ -68,7 +68,7 @@ def test_third_party_plugin_is_discovered_and_used(installed_plugin: None, scrat
         import engram_plugin_shout
 
         async def main():
-            async with Engram(%r, embedder="ones", extractor="shout") as m:
+            async with Engram(__DSN__, embedder="ones", extractor="shout") as m:
                 assert m.get_embedder().dimension == 8
                 assert (await m.get_extractor().summarize(None)) == "SHOUTED SUMMARY"
                 await m.record_event("plug-task", role="system", content="hello",
@@ -80,8 +80,7 @@ def test_third_party_plugin_is_discovered_and_used(installed_plugin: None, scrat
                 "observed": [e.content for e in engram_plugin_shout.SEEN_EVENTS],
             }
         print(json.dumps(asyncio.run(main())))
-        """
-        % scratch_dsn  # its own database: the plugin's 8-d embedder is another embedding space
+        """.replace("__DSN__", repr(scratch_dsn))  # its own database: the plugin's 8-d space
     )
     result = json.loads(out)
     assert result["sources"] == "engram-plugin-shout 0.1.0"

@@ -19,7 +19,7 @@ from ..policy import MemoryPolicy
 from ..validation import MAX_QUERY_CHARS, check_id, check_positive_int, check_scope, check_text
 from .context import RecallContext
 from .fusion import fuse, pack
-from .models import RecallItem, RecallResult, RecallTrace, StrategyRun
+from .models import RecallResult, RecallTrace, StrategyRun
 from .router import INTENT_BOOSTS, DefaultRouter, Router
 from .terms import identifier_terms, missing_terms, salient_terms
 
@@ -207,7 +207,7 @@ class RecallAPI(FactsAPI):
         trace = RecallTrace(
             query=query,
             context=context,
-            items=tuple(_ordered(chosen)),
+            items=tuple(chosen),
             token_count=tokens,
             user_id=user_id,
             agent_id=agent_id,
@@ -222,7 +222,3 @@ class RecallAPI(FactsAPI):
         )
         plugins.notify("recall_traced", trace=trace)
         return trace
-
-
-def _ordered(items: list[RecallItem]) -> list[RecallItem]:
-    return sorted(items, key=lambda i: (not i.pinned, -i.score, i.key))

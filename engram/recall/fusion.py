@@ -50,6 +50,8 @@ class _Entry:
     best: tuple[float, str]
     score: float = 0.0
     strategies: list[str] = field(default_factory=list)
+    #: Position in the pinning strategy's list: pinned items keep the policy's slot order.
+    pin_rank: int = 0
 
 
 def fuse(
@@ -85,8 +87,13 @@ def fuse(
                 entry.best = (contribution, strategy)
             if cand.pinned and not entry.cand.pinned:
                 entry.cand = cand
+            if cand.pinned:
+                entry.pin_rank = rank
     items: list[RecallItem] = []
+    pin_order: dict[str, int] = {}
     for key, entry in merged.items():
+        if entry.cand.pinned:
+            pin_order[key] = entry.pin_rank
         cand, score = entry.cand, entry.score
         if cand.created_at is not None:
             age_days = max(0.0, (now - cand.created_at).total_seconds() / 86400)
@@ -105,7 +112,7 @@ def fuse(
                 pinned=cand.pinned,
             )
         )
-    items.sort(key=lambda i: (not i.pinned, -i.score, i.key))
+    items.sort(key=lambda i: (not i.pinned, pin_order.get(i.key, 0), -i.score, i.key))
     return items
 
 

@@ -89,12 +89,10 @@ class Checkpoint:
     async def run(self, ctx: RecallContext) -> list[RecallCandidate]:
         if ctx.task_id is None:
             return []
-        row = await ctx.conn.fetchrow(
-            """SELECT checkpoint_id, summary, through_event_id, created_at FROM checkpoints
-               WHERE user_id = $1 AND agent_id = $2 AND task_id = $3 ORDER BY checkpoint_id DESC LIMIT 1""",
-            ctx.user_id,
-            ctx.agent_id,
-            ctx.task_id,
+        from engram.jobs.derive import latest_checkpoint_row
+
+        row = await latest_checkpoint_row(
+            ctx.conn, user_id=ctx.user_id, agent_id=ctx.agent_id, task_id=ctx.task_id
         )
         if row is None:
             return []

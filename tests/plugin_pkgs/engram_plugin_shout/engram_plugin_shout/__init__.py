@@ -21,16 +21,21 @@ class ShoutRedactor:
     name = "shout"
 
     def detect(self, text: str) -> list[Detection]:
-        return [Detection(kind="shouting", start=m.start(), end=m.end(), redactor=self.name)
-                for m in re.finditer(r"\b[A-Z]{4,}\b", text)]
+        return [
+            Detection(kind="shouting", start=m.start(), end=m.end(), redactor=self.name)
+            for m in re.finditer(r"\b[A-Z]{4,}\b", text)
+        ]
 
 
 class ShoutExtractor:
     name = "shout"
 
     async def extract(self, request: Any) -> list[CandidateFact]:
-        return [CandidateFact(content=e.content.upper(), source_event_ids=(e.event_id,))
-                for e in request.events if e.role == "user"]
+        return [
+            CandidateFact(content=e.content.upper(), source_event_ids=(e.event_id,))
+            for e in request.events
+            if e.role == "user"
+        ]
 
     async def summarize(self, request: Any) -> str:
         return "SHOUTED SUMMARY"
@@ -41,10 +46,10 @@ class OnesEmbedder:
     dimension = 8
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return [[8 ** -0.5] * 8 for _ in texts]
+        return [[8**-0.5] * 8 for _ in texts]
 
     async def embed_query(self, text: str) -> list[float]:
-        return [8 ** -0.5] * 8
+        return [8**-0.5] * 8
 
 
 class EchoStrategy:

@@ -1,0 +1,449 @@
+"""The memory worker loop: claim a batch, derive, write, repeat; stop cleanly on a signal.
+
+One :class:`MemoryWorker` per ``run_memory_worker`` call.  A batch goes through
+load → think → embed → write (see :mod:`engram.jobs.derive`): extractor calls run
+concurrently (bounded by ``WorkerOptions.extract_concurrency``) with no
+transaction open, the embedder gets one call for the whole batch, and each job is
+then written and completed in its own transaction.
+
+Stopping: the first SIGTERM/SIGINT (or ``stop_event``) lets in-flight jobs finish
+and releases the claimed jobs that had not started, without spending an attempt;
+a second signal cancels in-flight work too, which is then released as well.
+Whatever a killed worker held comes back through the reaper once its lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from .. import plugins
+from ..errors import ExtractionError, RateLimitedError
+from . import derive, queue
+from .models import Job, WorkerOptions
+from .reconcile import Thresholds
+
+if TYPE_CHECKING:
+    from .api import JobsAPI
+
+log = logging.getLogger("engram.jobs")
+
+#: Errors that mean "the database went away", not "this job is bad".
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    # A connection killed mid-protocol can surface as this instead of a clean error.
+    asyncpg.InternalClientError,
+)
+
+_MIN_IDLE_WAIT = 0.05
+
+
+def new_worker_id() -> str:
+    """host:pid:random — unique per worker run, so fencing never confuses two runs."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- signals
+
+_active: set[MemoryWorker] = set()
+_installed: list[signal.Signals] = []
+
+
+def _on_signal(signum: int) -> None:
+    log.info("received %s; stopping memory workers", signal.Signals(signum).name)
+    for worker in list(_active):
+        worker.request_stop(force=worker.stopping)
+
+
+def _install_signal_handlers(worker: MemoryWorker) -> None:
+    _active.add(worker)
+    if _installed:
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, _on_signal, int(sig))
+            _installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            # Not the main thread, or a platform without loop signal support:
+            # the caller stops us with stop_event or task cancellation instead.
+            pass
+
+
+def _remove_signal_handlers(worker: MemoryWorker) -> None:
+    _active.discard(worker)
+    if _active or not _installed:
+        return
+    loop = asyncio.get_running_loop()
+    while _installed:
+        with contextlib.suppress(Exception):
+            loop.remove_signal_handler(_installed.pop())
+
+
+# --------------------------------------------------------------------------- worker
+
+
+class MemoryWorker:
+    """Processes ``memory_jobs`` for one client."""
+
+    def __init__(
+        self,
+        client: JobsAPI,
+        *,
+        batch_size: int = 20,
+        interval_seconds: float = 1.0,
+        worker_id: str | None = None,
+        stop_event: asyncio.Event | None = None,
+        options: WorkerOptions | None = None,
+        thresholds: Thresholds | None = None,
+    ) -> None:
+        self.client = client
+        self.batch_size = batch_size
+        self.interval_seconds = interval_seconds
+        self.worker_id = worker_id or new_worker_id()
+        self.options = options or client.worker_options
+        self.thresholds = thresholds or client.reconcile_thresholds
+        self.stop_event = stop_event or asyncio.Event()
+        self.stopping = False
+        self._wake = asyncio.Event()
+        self._force = False
+        self._batch_task: asyncio.Task[int] | None = None
+        self._last_reap = 0.0
+        self.processed = 0
+
+    # ------------------------------------------------------------------ control
+
+    def request_stop(self, *, force: bool = False) -> None:
+        self.stopping = True
+        self.stop_event.set()
+        self._wake.set()
+        if force and self._batch_task is not None and not self._batch_task.done():
+            self._force = True
+            self._batch_task.cancel()
+
+    # ------------------------------------------------------------------ loop
+
+    async def run(self, *, install_signal_handlers: bool = True) -> int:
+        """Run until stopped; returns the number of jobs that succeeded."""
+        if install_signal_handlers:
+            _install_signal_handlers(self)
+        listener = await self._listen()
+        stop_waiter = asyncio.create_task(self.stop_event.wait())
+        wait = _MIN_IDLE_WAIT
+        try:
+            log.info("memory worker %s started (batch %d)", self.worker_id, self.batch_size)
+            while not self.stop_event.is_set():
+                try:
+                    await self._maybe_reap()
+                    async with self.client._connection() as conn:
+                        jobs = await queue.claim(
+                            conn,
+                            worker_id=self.worker_id,
+                            limit=self.batch_size,
+                            lease_seconds=self.options.lease_seconds,
+                        )
+                except CONNECTION_ERRORS as exc:
+                    log.warning("memory worker %s: database unavailable (%s); retrying", self.worker_id, exc)
+                    await self._idle(stop_waiter, wait)
+                    wait = min(max(self.interval_seconds, _MIN_IDLE_WAIT), wait * 2)
+                    continue
+                if jobs:
+                    self._batch_task = asyncio.create_task(self.process_batch(jobs))
+                    try:
+                        self.processed += await self._batch_task
+                    except asyncio.CancelledError:
+                        if not self._force:
+                            raise  # we ourselves are being cancelled
+                    finally:
+                        self._batch_task = None
+                    wait = _MIN_IDLE_WAIT
+                    continue
+                # Idle: back off up to interval_seconds; a NOTIFY or stop wakes us early.
+                await self._idle(stop_waiter, wait)
+                wait = min(max(self.interval_seconds, _MIN_IDLE_WAIT), wait * 2)
+        finally:
+            stop_waiter.cancel()
+            await self._unlisten(listener)
+            if install_signal_handlers:
+                _remove_signal_handlers(self)
+            log.info("memory worker %s stopped after %d jobs", self.worker_id, self.processed)
+        return self.processed
+
+    async def _idle(self, stop_waiter: asyncio.Task[Any], seconds: float) -> None:
+        self._wake.clear()
+        wake = asyncio.create_task(self._wake.wait())
+        try:
+            await asyncio.wait({wake, stop_waiter}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            wake.cancel()
+
+    async def _maybe_reap(self) -> None:
+        now = time.monotonic()
+        if now - self._last_reap < self.options.reap_every_seconds:
+            return
+        self._last_reap = now
+        async with self.client._connection() as conn:
+            reaped = await queue.reap(conn)
+            pruned = await queue.prune(conn, older_than_days=self.client.policy.retention.job_history_days)
+        if reaped or pruned:
+            log.info("reaper: re-queued %d expired leases, pruned %d old jobs", reaped, pruned)
+
+    async def _listen(self) -> asyncpg.Connection | None:
+        """LISTEN on a direct connection as a wake-up hint.  Never through PgBouncer."""
+        settings = self.client.settings
+        if not self.options.listen or settings.pgbouncer or settings.max_pool_size < 2:
+            return None
+        try:
+            pool = await self.client._get_pool()
+            conn: asyncpg.Connection = await pool.acquire()
+        except CONNECTION_ERRORS:
+            return None
+        try:
+            await conn.add_listener(queue.NOTIFY_CHANNEL, self._on_notify)
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError):
+            await self._release(conn)
+            return None
+        return conn
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _unlisten(self, conn: asyncpg.Connection | None) -> None:
+        if conn is None:
+            return
+        with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+            await conn.remove_listener(queue.NOTIFY_CHANNEL, self._on_notify)
+        await self._release(conn)
+
+    async def _release(self, conn: asyncpg.Connection) -> None:
+        pool = self.client._pool
+        if pool is None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+            return
+        with contextlib.suppress(Exception):
+            await pool.release(conn)
+
+    # ------------------------------------------------------------------ one batch
+
+    async def process_batch(self, jobs: Sequence[Job]) -> int:
+        """Process claimed jobs; returns how many succeeded.  Unfinished ones are released."""
+        held: dict[int, Job] = {j.job_id: j for j in jobs}
+        started: set[int] = set()
+        heartbeat = asyncio.create_task(self._heartbeat(held))
+        succeeded = 0
+        try:
+            client = self.client
+            policy = client.policy
+            extractor = client.get_extractor()
+            sem = asyncio.Semaphore(self.options.extract_concurrency)
+
+            async def prepare(job: Job) -> derive.Work | None:
+                async with sem:
+                    if self.stopping:
+                        return None  # never started: released below
+                    started.add(job.job_id)
+                    work = derive.Work(job)
+                    if job.kind == "embed_chunks":
+                        # Embedding writes its own short, idempotent transactions, so a
+                        # retried job only redoes what is still missing.
+                        try:
+                            # Provided by the long-input mixin; the queue does not import it.
+                            embed_chunks = getattr(client, "embed_pending_chunks")  # noqa: B009
+                            work.chunks_embedded = await embed_chunks(
+                                user_id=job.user_id,
+                                agent_id=job.agent_id,
+                                long_input_id=str(job.payload.get("long_input_id", "")) or None,
+                            )
+                            work.done = True
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception as exc:
+                            work.error = exc
+                        return work
+                    try:
+                        async with client._connection() as conn:
+                            await derive.load(
+                                conn, work, policy=policy, max_events=self.options.checkpoint_max_events
+                            )
+                            slots = (
+                                await derive.slots_for(conn, job, policy)
+                                if job.kind == "derive" and not work.done
+                                else {}
+                            )
+                        if not work.done:
+                            await derive.think(work, extractor=extractor, policy=policy, slots=slots)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        work.error = exc
+                    return work
+
+            works = await asyncio.gather(*(prepare(j) for j in jobs))
+            unstarted = [j for j in jobs if j.job_id not in started]
+            if unstarted:
+                await self._give_back(unstarted, held)
+            ready = [w for w in works if w is not None]
+            await self._embed(ready)
+            origin = f"extractor:{extractor.name}"
+            for work in ready:
+                if work.job.job_id not in held:
+                    continue  # lease lost (heartbeat said so): drop the result
+                if await self._finish(work, origin):
+                    succeeded += 1
+                held.pop(work.job.job_id, None)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            if held:
+                # Cancelled mid-batch (second signal, task cancel): hand the rest back.
+                await asyncio.shield(self._give_back(list(held.values()), held))
+        return succeeded
+
+    async def _give_back(self, jobs: Sequence[Job], held: dict[int, Job]) -> None:
+        try:
+            async with self.client._connection() as conn:
+                released = await queue.release(conn, jobs)
+            log.info("memory worker %s released %d unstarted jobs", self.worker_id, released)
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+            log.warning("could not release jobs (%s); the reaper will re-queue them", exc)
+        for job in jobs:
+            held.pop(job.job_id, None)
+
+    async def _heartbeat(self, held: dict[int, Job]) -> None:
+        interval = self.options.heartbeat_interval
+        while True:
+            await asyncio.sleep(interval)
+            if not held:
+                continue
+            try:
+                async with self.client._connection() as conn:
+                    alive = await queue.heartbeat(
+                        conn, list(held.values()), lease_seconds=self.options.lease_seconds
+                    )
+            except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+                log.warning("heartbeat failed (%s); will retry", exc)
+                continue
+            for job_id in [j for j in held if j not in alive]:
+                log.warning("memory worker %s lost the lease of job %d", self.worker_id, job_id)
+                held.pop(job_id, None)
+
+    async def _embed(self, works: Sequence[derive.Work]) -> None:
+        todo = [w for w in works if w.needs_embedding]
+        texts: list[str] = []
+        for w in todo:
+            texts += derive.embedding_texts(w)
+        if not texts:
+            return
+        embedder = self.client.get_embedder()
+        try:
+            vectors = await embedder.embed(texts)
+            if len(vectors) != len(texts):
+                raise ExtractionError("the embedder returned a different number of vectors than texts")
+            pos = 0
+            for w in todo:
+                n = len(w.events) + len(w.candidates)
+                derive.attach_embeddings(w, vectors[pos : pos + n], self.client.embedding_space.dimension)
+                pos += n
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            for w in todo:
+                if w.error is None:
+                    w.error = exc
+
+    async def _finish(self, work: derive.Work, origin: str) -> bool:
+        """Write (or fail/snooze) one job.  True if it succeeded."""
+        job = work.job
+        if work.error is None:
+            try:
+                added = await self._write(work, origin)
+            except derive.LeaseLost:
+                log.warning("job %d: lease lost before commit; result dropped", job.job_id)
+                return False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                work.error = exc
+            else:
+                for fact in added:
+                    plugins.notify("fact_derived", fact=fact)
+                return True
+        await self._record_failure(job, work.error)
+        return False
+
+    async def _write(self, work: derive.Work, origin: str) -> list[Any]:
+        async with self.client._transaction() as conn:
+            if work.job.kind == "embed_chunks":
+                await derive.complete_embed_chunks(conn, work)
+                return []
+            if work.job.kind == "checkpoint":
+                await derive.write_checkpoint(conn, work)
+                return []
+            _, added = await derive.write_derivation(
+                conn,
+                work,
+                space=self.client.embedding_space,
+                origin=origin,
+                thresholds=self.thresholds,
+            )
+            return added
+
+    async def _record_failure(self, job: Job, error: BaseException) -> None:
+        opts = self.options
+        try:
+            async with self.client._connection() as conn:
+                if isinstance(error, RateLimitedError):
+                    delay = error.retry_after
+                    if delay is None or delay < 0:
+                        delay = queue.backoff_seconds(
+                            job.attempts, base=opts.backoff_base_seconds, cap=opts.backoff_max_seconds
+                        )
+                    delay = min(float(delay), opts.max_snooze_seconds)
+                    await queue.snooze(conn, job, _describe(error), seconds=delay)
+                    log.info("job %d rate-limited; snoozed %.1fs", job.job_id, delay)
+                    return
+                delay = queue.backoff_seconds(
+                    job.attempts, base=opts.backoff_base_seconds, cap=opts.backoff_max_seconds
+                )
+                state = await queue.fail(conn, job, _describe(error), retry_in_seconds=delay)
+            if state == "failed":
+                log.error(
+                    "job %d failed permanently after %d attempts: %s",
+                    job.job_id,
+                    job.attempts,
+                    _describe(error),
+                )
+            else:
+                log.warning(
+                    "job %d attempt %d failed (%s); retry in %.1fs",
+                    job.job_id,
+                    job.attempts,
+                    _describe(error),
+                    delay,
+                )
+        except Exception as exc:
+            # Best effort: if even this fails, the lease expires and the reaper
+            # re-queues the job; nothing is lost.
+            log.warning("could not record the failure of job %d (%s)", job.job_id, exc)
