@@ -65,7 +65,7 @@ async def run_demo(*, keep_data: bool = False) -> None:
         _heading(f"Recording a conversation for {user_id} (append-only ledger)")
         for task, user_message, reply in CONVERSATION:
             turn = await engram.record_turn(
-                task,
+                f"{user_id}:{task}",  # task ids are global: namespace them per user
                 user_message=user_message,
                 assistant_response=reply,
                 enqueue_processing=True,
@@ -77,7 +77,7 @@ async def run_demo(*, keep_data: bool = False) -> None:
             )
 
         _heading("The ledger of session-1")
-        for event in await engram.get_task_events("session-1", user_id=user_id, agent_id=agent_id):
+        for event in await engram.get_task_events(f"{user_id}:session-1", user_id=user_id, agent_id=agent_id):
             click.echo(f"#{event.event_id} {event.role:<9} {event.content}")
 
         if hasattr(engram, "process_jobs"):
@@ -89,14 +89,29 @@ async def run_demo(*, keep_data: bool = False) -> None:
                     break
                 done += n
             click.echo(f"processed {done} jobs")
-            for fact in await engram.list_facts(user_id=user_id, agent_id=agent_id):
+            facts = await engram.list_facts(user_id=user_id, agent_id=agent_id)
+            for fact in facts:
                 slot = f" [slot {fact.slot}]" if fact.slot else ""
                 click.echo(f"fact {fact.fact_id}{slot}: {fact.content}")
+            if facts:
+                _heading(f"Lineage of fact {facts[-1].fact_id}: back to the exact words")
+                lineage = await engram.lineage(facts[-1].fact_id, user_id=user_id, agent_id=agent_id)
+                for node in lineage.nodes:
+                    click.echo(f"{node.fact.status:<10} fact {node.fact.fact_id}: {node.fact.content}")
+                    for src in node.sources:
+                        click.echo(f'           from event {src.event_id}: "{src.quote}"')
+            _heading("Task checkpoint of session-1 (on demand)")
+            checkpoint = await engram.checkpoint(f"{user_id}:session-1", user_id=user_id, agent_id=agent_id)
+            click.echo(checkpoint.summary)
 
         if hasattr(engram, "record_long_input"):
             _heading("Ingesting a contract as a long input")
             doc = await engram.record_long_input(
-                "session-2", DOCUMENT, title="Master Services Agreement", user_id=user_id, agent_id=agent_id
+                f"{user_id}:session-2",
+                DOCUMENT,
+                title="Master Services Agreement",
+                user_id=user_id,
+                agent_id=agent_id,
             )
             if hasattr(engram, "process_jobs"):
                 while await engram.process_jobs(batch_size=20):
@@ -106,7 +121,7 @@ async def run_demo(*, keep_data: bool = False) -> None:
         _heading("trace_recall: what the agent gets at the next turn")
         trace = await engram.trace_recall(
             "How should I run the tests, and where does Dana live now?",
-            task_id="session-2",
+            task_id=f"{user_id}:session-2",
             expected_terms=["pytest", "Lisbon"],
             user_id=user_id,
             agent_id=agent_id,

@@ -91,6 +91,9 @@ def _load(path: Path) -> _Loaded:
             # Forced, not defaulted: this embedder promises never to touch the network.
             os.environ["HF_HUB_OFFLINE"] = "1"
             os.environ["TRANSFORMERS_OFFLINE"] = "1"
+            # A library must not draw progress bars on its host's terminal.
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
             try:
                 st = importlib.import_module("sentence_transformers")
             except ImportError as exc:
