@@ -9,7 +9,7 @@ from engram import Engram
 # Tables that are deliberately not tenant tables.  task_owners is the global
 # directory of task ids (a reference table on Citus); engram_migrations and
 # embedding_spaces describe the database itself.
-GLOBAL_TABLES = {"engram_migrations", "task_owners", "embedding_spaces", "memory_jobs"}
+GLOBAL_TABLES = {"engram_migrations", "task_owners", "embedding_spaces"}
 
 
 async def _tables(conn: asyncpg.Connection) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import click
@@ -42,10 +41,9 @@ async def worker(
     verbose: bool,
 ) -> None:
     """Run a memory worker until SIGTERM or SIGINT (Ctrl-C)."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    from ..logs import configure_logging
+
+    configure_logging(verbose)
     kwargs: dict[str, Any] = {}
     if extractor:
         kwargs["extractor"] = extractor
