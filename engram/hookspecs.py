@@ -61,4 +61,4 @@ def fact_derived(fact: Any) -> None:
 
 @hookspec
 def recall_traced(trace: Any) -> None:
-    """Observe every :class:`engram.models.RecallTrace` produced by recall."""
+    """Observe every :class:`engram.recall.models.RecallTrace` produced by recall."""
