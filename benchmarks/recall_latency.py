@@ -36,9 +36,10 @@ Targets (2 cores): <= 10 ms p50 / 25 ms p95 excluding embedding at 100k facts ov
     python benchmarks/recall_latency.py [--sizes 10k/10,100k/1k,1M/10k] [--no-1m]
         [--queries 200] [--budget 60] [--pool 10000] [--shared-buffers 6GB]
 
-The 1M size takes roughly 15-25 minutes to load and index on 2 cores; ``--no-1m``
-skips it.  With ENGRAM_DATABASE_URL set, the benchmark refuses to empty a
-``facts`` table holding rows it did not write (``--force`` overrides).
+The 1M size took about 9 minutes to load and index on 2 shared cores (HNSW build
+most of it), plus the measuring; ``--no-1m`` skips it.  With ENGRAM_DATABASE_URL set, the
+benchmark refuses to empty a ``facts`` table holding rows it did not write
+(``--force`` overrides).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import asyncpg
 from .core import ClientCore
 from .errors import InvalidInputError, NotFoundError
 from .models import Fact, FactSource
-from .validation import check_id, check_metadata, check_positive_int, check_scope, check_text
+from .validation import check_id, check_metadata, check_positive_int, check_row_id, check_scope, check_text
 from .vectors import EmbeddingSpace, ensure_space, nearest, space_of, vector_literal
 
 __all__ = ["EmbeddingSpace", "ensure_space", "space_of", "vector_literal"]
@@ -216,9 +216,7 @@ async def nearest_facts(
 
 
 def _check_fact_id(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidInputError("fact_id must be a positive int")
-    return value
+    return check_row_id(value, "fact_id")
 
 
 def _check_slot(value: Any) -> str | None:

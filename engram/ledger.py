@@ -192,7 +192,15 @@ async def list_tasks(
 
 from .core import ClientCore  # noqa: E402  (the mixin needs the base; SQL stays above)
 from .models import TurnRecord  # noqa: E402
-from .validation import check_id, check_metadata, check_positive_int, check_role, check_scope, check_text  # noqa: E402
+from .validation import (  # noqa: E402
+    check_id,
+    check_metadata,
+    check_positive_int,
+    check_role,
+    check_row_id,
+    check_scope,
+    check_text,
+)
 
 
 class LedgerAPI(ClientCore):
@@ -347,8 +355,7 @@ class LedgerAPI(ClientCore):
         """A task's events in the order they were recorded."""
         user_id, agent_id = check_scope(user_id, agent_id)
         task_id = check_id(task_id, "task_id")
-        if isinstance(after_event_id, bool) or not isinstance(after_event_id, int) or after_event_id < 0:
-            raise InvalidInputError("after_event_id must be a non-negative int")
+        after_event_id = check_row_id(after_event_id, "after_event_id", allow_zero=True)
         if limit is not None:
             limit = check_positive_int(limit, "limit", maximum=100_000)
         async with self._connection() as conn:
@@ -365,8 +372,7 @@ class LedgerAPI(ClientCore):
     async def get_event(self, event_id: int, *, agent_id: str, user_id: str) -> Event:
         """One event of the caller's scope; ``NotFoundError`` otherwise."""
         user_id, agent_id = check_scope(user_id, agent_id)
-        if isinstance(event_id, bool) or not isinstance(event_id, int) or event_id <= 0:
-            raise InvalidInputError("event_id must be a positive int")
+        event_id = check_row_id(event_id, "event_id")
         async with self._connection() as conn:
             event = await get_event(conn, user_id=user_id, agent_id=agent_id, event_id=event_id)
         if event is None:

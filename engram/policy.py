@@ -247,4 +247,6 @@ def load_policy_file(path: str | Path, *, known_strategies: set[str] | None = No
         raise ConfigurationError(f"policy file not found: {file}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"policy file {file} is not valid TOML: {exc}") from exc
+    except (OSError, ValueError) as exc:  # a directory, no permission, a NUL in the path, bad encoding
+        raise ConfigurationError(f"cannot read policy file {file!r}: {exc}") from exc
     return policy_from_mapping(data, source=str(file), known_strategies=known_strategies)

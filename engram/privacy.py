@@ -23,7 +23,7 @@ from .core import ClientCore
 from .errors import InvalidInputError, NotFoundError
 from .ledger import get_event
 from .models import EngramModel
-from .validation import check_id, check_scope, check_text
+from .validation import check_id, check_row_id, check_scope, check_text
 
 REDACTION_MARKER = "[REDACTED]"
 #: Whole-event redaction also scrubs each sentence of the removed text from
@@ -152,6 +152,55 @@ def _check_spans(spans: Any, length: int) -> list[tuple[int, int]]:
     return out
 
 
+def _replace_in_strings(value: Any, fragment: str) -> Any:
+    """Replace ``fragment`` in the string values of a JSON document, never in its keys or
+    structure (rewriting the raw JSON text could break it or rename keys)."""
+    if isinstance(value, str):
+        return value.replace(fragment, REDACTION_MARKER)
+    if isinstance(value, list):
+        return [_replace_in_strings(v, fragment) for v in value]
+    if isinstance(value, dict):
+        return {k: _replace_in_strings(v, fragment) for k, v in value.items()}
+    return value
+
+
+async def _scrub_json_column(
+    conn: asyncpg.Connection,
+    table: str,
+    column: str,
+    *,
+    user_id: str,
+    agent_id: str,
+    fragment: str,
+    vector_reset: str,
+) -> int:
+    """Scrub one jsonb column of the scope's rows.  Candidate rows are found by a text
+    match on the encoded JSON, then rewritten value by value in Python."""
+    encoded = json.dumps(fragment, ensure_ascii=False)[1:-1]  # as it appears inside a JSON string
+    rows = await conn.fetch(
+        f'SELECT ctid, "{column}" AS doc FROM "{table}" '
+        f'WHERE user_id = $1 AND agent_id = $2 AND strpos("{column}"::text, $3) > 0 FOR UPDATE',
+        user_id,
+        agent_id,
+        encoded,
+    )
+    changed = 0
+    for row in rows:
+        new = _replace_in_strings(row["doc"], fragment)
+        if new == row["doc"]:
+            continue  # the match was in a key or in the JSON syntax, not in a value
+        await conn.execute(
+            f'UPDATE "{table}" SET "{column}" = $4::jsonb{vector_reset} '
+            "WHERE user_id = $1 AND agent_id = $2 AND ctid = $3",
+            user_id,
+            agent_id,
+            row["ctid"],
+            new,
+        )
+        changed += 1
+    return changed
+
+
 class PrivacyAPI(ClientCore):
     """``purge`` and ``redact_event``."""
 
@@ -195,8 +244,7 @@ class PrivacyAPI(ClientCore):
         redacted text.  The event keeps a record of when and why, never what.
         """
         user_id, agent_id = check_scope(user_id, agent_id)
-        if isinstance(event_id, bool) or not isinstance(event_id, int) or event_id <= 0:
-            raise InvalidInputError("event_id must be a positive int")
+        event_id = check_row_id(event_id, "event_id")
         reason = check_text(reason, "reason", max_chars=1000)
         async with self._transaction() as conn:
             event = await get_event(conn, user_id=user_id, agent_id=agent_id, event_id=event_id)
@@ -322,34 +370,30 @@ class PrivacyAPI(ClientCore):
                 )
             )
             total = 0
-            has_text = any(c["type"] == "text" for c in writable)
-            has_json = any(c["type"] == "jsonb" for c in writable)
+            text_cols = [f'"{c["column_name"]}"' for c in writable if c["type"] == "text"]
+            json_cols = [c["column_name"] for c in writable if c["type"] == "jsonb"]
+            vector_reset = ", embedding = NULL, embedding_space = NULL" if has_vector else ""
             for frag in fragments:
-                params: list[Any] = [user_id, agent_id, REDACTION_MARKER]
-                text_ref = json_ref = ""
-                if has_text:
-                    params.append(frag)
-                    text_ref = f"${len(params)}::text"
-                if has_json:
-                    params.append(json.dumps(frag)[1:-1])  # as it appears inside a JSON string
-                    json_ref = f"${len(params)}::text"
-                sets, conds = [], []
-                for c in writable:
-                    col = f'"{c["column_name"]}"'
-                    if c["type"] == "jsonb":
-                        sets.append(f"{col} = replace({col}::text, {json_ref}, $3::text)::jsonb")
-                        conds.append(f"strpos({col}::text, {json_ref}) > 0")
-                    else:
-                        sets.append(f"{col} = replace({col}, {text_ref}, $3::text)")
-                        conds.append(f"strpos({col}, {text_ref}) > 0")
-                if has_vector:
-                    # The vector encoded the secret; NULL space marks it for `engram reembed`.
-                    sets.append("embedding = NULL, embedding_space = NULL")
-                status = await conn.execute(
-                    f'UPDATE "{table}" SET {", ".join(sets)} WHERE user_id = $1 AND agent_id = $2 '
-                    f"AND ({' OR '.join(conds)})",
-                    *params,
-                )
-                total += int(status.rsplit(" ", 1)[-1])
+                if text_cols:
+                    sets = ", ".join(f"{col} = replace({col}, $3::text, $4::text)" for col in text_cols)
+                    conds = " OR ".join(f"strpos({col}, $3::text) > 0" for col in text_cols)
+                    status = await conn.execute(
+                        f'UPDATE "{table}" SET {sets}{vector_reset} WHERE user_id = $1 AND agent_id = $2 AND ({conds})',
+                        user_id,
+                        agent_id,
+                        frag,
+                        REDACTION_MARKER,
+                    )
+                    total += int(status.rsplit(" ", 1)[-1])
+                for col in json_cols:
+                    total += await _scrub_json_column(
+                        conn,
+                        table,
+                        col,
+                        user_id=user_id,
+                        agent_id=agent_id,
+                        fragment=frag,
+                        vector_reset=vector_reset,
+                    )
             counts[table] = total
         return counts

@@ -68,6 +68,8 @@ def check_metadata(value: Any, what: str = "metadata") -> dict[str, Any]:
         encoded = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{what} must be JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise InvalidInputError(f"{what} is nested too deeply") from None
     if "\\u0000" in encoded:
         raise InvalidInputError(f"{what} contains a NUL character, which PostgreSQL jsonb cannot store")
     try:
@@ -76,6 +78,21 @@ def check_metadata(value: Any, what: str = "metadata") -> dict[str, Any]:
         raise InvalidInputError(f"{what} contains a lone surrogate") from None
     if len(encoded) > 65_536:
         raise InvalidInputError(f"{what} is {len(encoded)} bytes as JSON; the limit is 65536")
+    return value
+
+
+#: Row ids are PostgreSQL bigints.
+MAX_ROW_ID = 2**63 - 1
+
+
+def check_row_id(value: Any, what: str, *, allow_zero: bool = False) -> int:
+    """A bigint row id: an int (not a bool) between 1 (or 0) and 2**63 - 1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"{what} must be an int, not {type(value).__name__}")
+    low = 0 if allow_zero else 1
+    if not low <= value <= MAX_ROW_ID:
+        kind = "a non-negative" if allow_zero else "a positive"
+        raise InvalidInputError(f"{what} must be {kind} int no larger than {MAX_ROW_ID}, not {value}")
     return value
 
 

@@ -10,7 +10,7 @@ import asyncpg
 from ..core import ClientCore
 from ..errors import InvalidInputError, NotFoundError
 from ..ledger import check_task_owner, recent_task_events
-from ..validation import check_id, check_positive_int, check_scope
+from ..validation import check_id, check_positive_int, check_row_id, check_scope
 from ..vectors import EmbeddingSpace, space_of
 from . import derive, queue
 from .models import Checkpoint, Job, JobStats, Lineage, LineageNode, WorkerOptions
@@ -40,9 +40,7 @@ SELECT fact_id, depth FROM older UNION SELECT fact_id, depth FROM newer ORDER BY
 
 
 def _check_job_id(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidInputError("job_id must be a positive int")
-    return value
+    return check_row_id(value, "job_id")
 
 
 def _check_batch_size(value: Any) -> int:
@@ -343,8 +341,7 @@ class JobsAPI(ClientCore):
         from ..facts import fetch_facts
 
         user_id, agent_id = check_scope(user_id, agent_id)
-        if isinstance(fact_id, bool) or not isinstance(fact_id, int) or fact_id <= 0:
-            raise InvalidInputError("fact_id must be a positive int")
+        fact_id = check_row_id(fact_id, "fact_id")
         async with self._connection() as conn:
             rows = await conn.fetch(_LINEAGE, user_id, agent_id, fact_id)
             if not rows:
