@@ -24,6 +24,8 @@ __all__ = ["EmbeddingSpace", "ensure_space", "space_of", "vector_literal"]
 log = logging.getLogger("engram.facts")
 
 MAX_FACT_CHARS = 4_000
+#: Keyword search ranks at most this many matches (the newest) per query.
+MAX_KEYWORD_RANKED = 2_000
 FACT_STATUSES = ("active", "superseded", "retracted")
 
 _FACT_COLUMNS = (
@@ -422,17 +424,24 @@ async def keyword_facts(
     """
     rows = await conn.fetch(
         """
-        WITH q AS (SELECT replace(plainto_tsquery('english', $3)::text, '&', '|') AS t)
-        SELECT fact_id, ts_rank_cd(content_tsv, to_tsquery('english', q.t), 1) AS rank
-        FROM facts, q
-        WHERE q.t <> '' AND user_id = $1 AND agent_id = $2 AND status = 'active'
-          AND content_tsv @@ to_tsquery('english', q.t)
-        ORDER BY rank DESC, fact_id DESC LIMIT $4
+        WITH q AS MATERIALIZED (
+            SELECT to_tsquery('english', replace(plainto_tsquery('english', $3)::text, '&', '|')) AS tq
+        ),
+        matched AS MATERIALIZED (
+            -- Ranking is the costly part; a huge scope ranks only its newest matches.
+            SELECT fact_id, content_tsv FROM facts
+            WHERE user_id = $1 AND agent_id = $2 AND status = 'active'
+              AND content_tsv @@ (SELECT tq FROM q)
+            ORDER BY fact_id DESC LIMIT $5
+        )
+        SELECT fact_id, ts_rank_cd(content_tsv, (SELECT tq FROM q), 1) AS rank
+        FROM matched ORDER BY rank DESC, fact_id DESC LIMIT $4
         """,
         user_id,
         agent_id,
         query,
         k,
+        MAX_KEYWORD_RANKED,
     )
     return [(r["fact_id"], float(r["rank"])) for r in rows]
 

@@ -399,12 +399,18 @@ async def search_events(
     """Keyword search over the scope's ledger (OR semantics, as for facts)."""
     rows = await conn.fetch(
         f"""
-        WITH q AS (SELECT replace(plainto_tsquery('english', $3)::text, '&', '|') AS t)
-        SELECT {_EVENT_COLUMNS}, ts_rank_cd(content_tsv, to_tsquery('english', q.t), 1) AS rank
-        FROM events, q
-        WHERE q.t <> '' AND user_id = $1 AND agent_id = $2 AND redacted_at IS NULL
-          AND ($5::text IS NULL OR task_id <> $5)
-          AND content_tsv @@ to_tsquery('english', q.t)
+        WITH q AS MATERIALIZED (
+            SELECT to_tsquery('english', replace(plainto_tsquery('english', $3)::text, '&', '|')) AS tq
+        ),
+        matched AS MATERIALIZED (
+            SELECT event_id FROM events
+            WHERE user_id = $1 AND agent_id = $2 AND redacted_at IS NULL
+              AND ($5::text IS NULL OR task_id <> $5)
+              AND content_tsv @@ (SELECT tq FROM q)
+            ORDER BY event_id DESC LIMIT 2000
+        )
+        SELECT {_EVENT_COLUMNS}, ts_rank_cd(content_tsv, (SELECT tq FROM q), 1) AS rank
+        FROM events WHERE user_id = $1 AND event_id IN (SELECT event_id FROM matched)
         ORDER BY rank DESC, event_id DESC LIMIT $4
         """,
         user_id,

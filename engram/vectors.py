@@ -142,30 +142,53 @@ async def nearest(
     )
     if size > exact_max_rows:
         async with conn.transaction():
-            await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            await conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(1000, 3 * k))}")
-            await conn.execute("SET LOCAL hnsw.max_scan_tuples = 50000")
+            # One round trip (simple-query protocol allows several statements).  A
+            # custom plan is forced because a generic plan of a prepared statement
+            # assumes an average-sized tenant and skips the HNSW index.
+            await conn.execute(
+                "SET LOCAL plan_cache_mode = force_custom_plan; "
+                "SET LOCAL hnsw.iterative_scan = relaxed_order; "
+                f"SET LOCAL hnsw.ef_search = {max(100, min(1000, 4 * k))}; "
+                "SET LOCAL hnsw.max_scan_tuples = 50000"
+            )
             rows = await conn.fetch(
-                # relaxed_order may return rows slightly out of order; the
-                # MATERIALIZED CTE stops the planner from dropping the outer sort,
-                # which also re-ranks by full-precision distance.
+                # relaxed_order may return rows slightly out of order, and halfvec
+                # rounds; over-fetch, then re-rank by full-precision distance.  The
+                # MATERIALIZED CTE stops the planner from dropping the outer sort.
                 f"""
-                WITH hits AS MATERIALIZED (
-                    SELECT {id_column} AS id, embedding,
-                           {space.vector_sql()} <=> $3::text::halfvec({space.dimension}) AS approx
+                WITH q AS MATERIALIZED (SELECT $3::text::vector AS v),
+                hits AS MATERIALIZED (
+                    SELECT {id_column} AS id, embedding
                     FROM {table}
                     WHERE embedding_space = {space.literal} AND user_id = $1 AND agent_id = $2 AND {extra_filter}
-                    ORDER BY approx LIMIT $4
+                    ORDER BY {space.vector_sql()} <=> $3::text::halfvec({space.dimension}) LIMIT $5
                 )
-                SELECT id, embedding <=> $3::text::vector AS dist FROM hits ORDER BY dist, id
+                SELECT id, embedding <=> (SELECT v FROM q) AS dist FROM hits ORDER BY dist, id LIMIT $4
                 """,
                 user_id,
                 agent_id,
                 qvec,
                 k,
+                3 * k,
             )
         if len(rows) >= k:
             return [(r["id"], 1.0 - float(r["dist"])) for r in rows]
+    # Exact: this expression differs from the index's, so the planner reads the
+    # scope's rows through the tenant btree instead of the filtered HNSW graph.
+    # The scalar subquery parses the query vector once, not once per row.
+    rows = await conn.fetch(
+        f"""
+        SELECT {id_column} AS id, embedding <=> (SELECT $3::text::vector) AS dist FROM {table}
+        WHERE user_id = $1 AND agent_id = $2 AND embedding_space = $4 AND {extra_filter}
+        ORDER BY dist, id LIMIT $5
+        """,
+        user_id,
+        agent_id,
+        qvec,
+        space.name,
+        k,
+    )
+    return [(r["id"], 1.0 - float(r["dist"])) for r in rows]
     # Exact: this expression differs from the index's, so the planner reads the
     # scope's rows through the tenant btree instead of the filtered HNSW graph.
     rows = await conn.fetch(

@@ -183,16 +183,26 @@ async def test_a_failing_strategy_is_reported_not_fatal(engram: Engram, scope: d
         async def run(self, ctx: Any) -> list[Any]:
             raise RuntimeError("boom")
 
+    class BadSql:
+        name = "bad_sql"
+        order = 5  # runs first: later strategies must still work after its SQL error
+
+        async def run(self, ctx: Any) -> list[Any]:
+            await ctx.conn.fetch("SELECT no_such_column FROM facts WHERE user_id = $1", ctx.user_id)
+            return []
+
     class Plugin:
         @hookimpl
         def register_recall_strategies(self, register: Any) -> None:
             register(Broken())
+            register(BadSql())
 
     pm = plugins.get_plugin_manager()
     pm.register(Plugin(), name="broken-strategy")
     try:
         policy = MemoryPolicy(
-            name="with-broken", recall=RecallSettings(weights={"broken": 1.0, "facts_keyword": 1.0})
+            name="with-broken",
+            recall=RecallSettings(weights={"broken": 1.0, "bad_sql": 1.0, "facts_keyword": 1.0}),
         )
         await engram.add("Rex is a dog", **scope)
         trace = await engram.trace_recall("Rex", memory_policy=policy, **scope)
@@ -200,6 +210,7 @@ async def test_a_failing_strategy_is_reported_not_fatal(engram: Engram, scope: d
         pm.unregister(name="broken-strategy")
     runs = {r.name: r for r in trace.strategies}
     assert runs["broken"].error == "RuntimeError: boom"
+    assert runs["bad_sql"].error is not None and "no_such_column" in runs["bad_sql"].error
     assert "Rex is a dog" in trace.context
 
 

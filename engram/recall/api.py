@@ -15,7 +15,7 @@ from ..errors import InvalidInputError
 from ..facts import FactsAPI
 from ..interfaces import RecallCandidate
 from ..ledger import check_task_owner
-from ..policy import MemoryPolicy
+from ..policy import BUILTIN_STRATEGIES, MemoryPolicy
 from ..validation import MAX_QUERY_CHARS, check_id, check_positive_int, check_scope, check_text
 from .context import RecallContext
 from .fusion import fuse, pack
@@ -145,7 +145,12 @@ class RecallAPI(FactsAPI):
         runs: list[StrategyRun] = []
         ranked: dict[str, list[RecallCandidate]] = {}
         try:
-            async with self._connection() as conn:
+            async with self._connection() as conn, conn.transaction(readonly=True):
+                # Plans of prepared statements go generic after five runs and then
+                # assume an average tenant; recall's queries depend on the tenant's
+                # size, so each is planned for its actual parameters.  SET LOCAL
+                # keeps this PgBouncer-safe and off the write path.
+                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
                 if task_id is not None:
                     await check_task_owner(conn, task_id, user_id, agent_id)
                 ctx = RecallContext(
@@ -169,7 +174,13 @@ class RecallAPI(FactsAPI):
                     t0 = time.perf_counter()
                     error = None
                     try:
-                        found = list(await strategies[name].run(ctx))
+                        if name in BUILTIN_STRATEGIES:
+                            found = list(await strategies[name].run(ctx))
+                        else:
+                            # A plugin's SQL error must not abort the shared transaction
+                            # for the strategies after it: give it a savepoint.
+                            async with conn.transaction():
+                                found = list(await strategies[name].run(ctx))
                     except Exception as exc:  # one broken strategy must not sink recall
                         log.exception("recall strategy %s failed", name)
                         found, error = [], f"{type(exc).__name__}: {exc}"
