@@ -66,7 +66,7 @@ def policy(name: str, weights: dict[str, float]) -> MemoryPolicy:
 
 FUSED = policy(
     "locomo-fused",
-    {"facts_vector": 0.6, "facts_keyword": 0.6, "ledger_search": 1.0, "ledger_vector": 1.0, "lineage": 0.2},
+    {"facts_vector": 0.3, "facts_keyword": 0.3, "ledger_search": 1.3, "ledger_vector": 1.0, "lineage": 0.1},
 )
 KEYWORD = policy("locomo-keyword", {"ledger_search": 1.0, "facts_keyword": 0.5})
 VECTOR = policy("locomo-vector", {"ledger_vector": 1.0, "facts_vector": 0.5})

@@ -416,34 +416,22 @@ class FactsAPI(ClientCore):
 async def keyword_facts(
     conn: asyncpg.Connection, *, user_id: str, agent_id: str, query: str, k: int
 ) -> list[tuple[int, float]]:
-    """Full-text search with OR semantics: any query term may match.
+    """Active facts matching any query term, ranked by IDF within the scope
+    (see :mod:`engram.keyword`)."""
+    from .keyword import keyword_search
 
-    ``plainto_tsquery`` ANDs its terms; recall wants a fact that matches two of
-    five terms ranked, not dropped, so the ``&`` operators are swapped for ``|``.
-    ``ts_rank_cd`` with normalisation 1 damps long facts.
-    """
-    rows = await conn.fetch(
-        """
-        WITH q AS MATERIALIZED (
-            SELECT to_tsquery('english', replace(plainto_tsquery('english', $3)::text, '&', '|')) AS tq
-        ),
-        matched AS MATERIALIZED (
-            -- Ranking is the costly part; a huge scope ranks only its newest matches.
-            SELECT fact_id, content_tsv FROM facts
-            WHERE user_id = $1 AND agent_id = $2 AND status = 'active'
-              AND content_tsv @@ (SELECT tq FROM q)
-            ORDER BY fact_id DESC LIMIT $5
-        )
-        SELECT fact_id, ts_rank_cd(content_tsv, (SELECT tq FROM q), 1) AS rank
-        FROM matched ORDER BY rank DESC, fact_id DESC LIMIT $4
-        """,
-        user_id,
-        agent_id,
-        query,
-        k,
-        MAX_KEYWORD_RANKED,
+    hits = await keyword_search(
+        conn,
+        table="facts",
+        id_column="fact_id",
+        user_id=user_id,
+        agent_id=agent_id,
+        query=query,
+        k=k,
+        extra_filter="status = 'active'",
+        max_ranked=MAX_KEYWORD_RANKED,
     )
-    return [(r["fact_id"], float(r["rank"])) for r in rows]
+    return [(int(i), s) for i, s in hits]
 
 
 async def trigram_facts(

@@ -397,29 +397,28 @@ async def search_events(
     exclude_task_id: str | None = None,
 ) -> list[tuple[Event, float]]:
     """Keyword search over the scope's ledger (OR semantics, as for facts)."""
-    rows = await conn.fetch(
-        f"""
-        WITH q AS MATERIALIZED (
-            SELECT to_tsquery('english', replace(plainto_tsquery('english', $3)::text, '&', '|')) AS tq
-        ),
-        matched AS MATERIALIZED (
-            SELECT event_id FROM events
-            WHERE user_id = $1 AND agent_id = $2 AND redacted_at IS NULL
-              AND ($5::text IS NULL OR task_id <> $5)
-              AND content_tsv @@ (SELECT tq FROM q)
-            ORDER BY event_id DESC LIMIT 2000
-        )
-        SELECT {_EVENT_COLUMNS}, ts_rank_cd(content_tsv, (SELECT tq FROM q), 1) AS rank
-        FROM events WHERE user_id = $1 AND event_id IN (SELECT event_id FROM matched)
-        ORDER BY rank DESC, event_id DESC LIMIT $4
-        """,
-        user_id,
-        agent_id,
-        query,
-        k,
-        exclude_task_id,
+    from .keyword import keyword_search
+
+    hits = await keyword_search(
+        conn,
+        table="events",
+        id_column="event_id",
+        user_id=user_id,
+        agent_id=agent_id,
+        query=query,
+        k=k,
+        extra_filter="redacted_at IS NULL AND ($6::text IS NULL OR task_id <> $6)",
+        extra_args=(exclude_task_id,),
     )
-    return [(event_from_row(r), float(r["rank"])) for r in rows]
+    if not hits:
+        return []
+    events = {
+        e.event_id: e
+        for e in await events_by_ids(
+            conn, user_id=user_id, agent_id=agent_id, event_ids=[int(i) for i, _ in hits]
+        )
+    }
+    return [(events[int(i)], s) for i, s in hits if int(i) in events]
 
 
 async def store_event_vectors(

@@ -124,7 +124,12 @@ class RecallSettings(_Frozen):
     recent_turns: int = Field(
         default=6, ge=0, le=200, description="Ledger events of the current task to consider."
     )
-    rrf_k: int = Field(default=60, ge=1, le=1000, description="The k constant of reciprocal rank fusion.")
+    rrf_k: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="The k constant of reciprocal rank fusion; small values favour each list's top hits.",
+    )
     router_rules: tuple[RouterRule, ...] = Field(
         default=(), description="Policy-specific routing rules, tried before the built-in router's."
     )
