@@ -9,9 +9,9 @@ is the sum of the weights of the query lexemes it contains, with ``ts_rank_cd``
 breaking ties.  Any query term may match (OR semantics): recall wants a row that
 matches two of five terms ranked, not dropped.
 
-Counts are bounded (``LIMIT`` inside each count) so a huge tenant costs a
-bounded amount of work per query, and only the newest ``max_ranked`` matches
-are scored.
+One index scan finds the matching rows (only the newest ``max_ranked`` are
+kept); term frequencies are counted over that set, and the scope size is a
+bounded count, so a huge tenant costs a bounded amount of work per query.
 """
 
 from __future__ import annotations
@@ -58,19 +58,17 @@ async def keyword_search(
         n AS MATERIALIZED (
             SELECT count(*)::float8 AS n FROM (SELECT 1 FROM {table} WHERE {scope} LIMIT {COUNT_CAP}) s
         ),
-        w AS MATERIALIZED (
-            SELECT q.tq,
-                   ln(1 + ((SELECT n FROM n) - d.df + 0.5) / (d.df + 0.5)) AS idf
-            FROM q, LATERAL (
-                SELECT count(*)::float8 AS df FROM (
-                    SELECT 1 FROM {table} WHERE {scope} AND content_tsv @@ q.tq LIMIT {COUNT_CAP}
-                ) c
-            ) d
-        ),
         matched AS MATERIALIZED (
             SELECT {id_column} AS id, content_tsv FROM {table}
             WHERE {scope} AND (SELECT tq FROM anyq) IS NOT NULL AND content_tsv @@ (SELECT tq FROM anyq)
             ORDER BY {id_column} DESC LIMIT $5
+        ),
+        w AS MATERIALIZED (
+            -- Every row containing a query term is in `matched` (OR semantics), so
+            -- document frequencies come from it without another index scan; for a
+            -- scope with more than max_ranked matches they describe the newest ones.
+            SELECT q.tq, ln(1 + ((SELECT n FROM n) - d.df + 0.5) / (d.df + 0.5)) AS idf
+            FROM q, LATERAL (SELECT count(*)::float8 AS df FROM matched m WHERE m.content_tsv @@ q.tq) d
         )
         SELECT m.id, sum(w.idf) AS score, max(ts_rank_cd(m.content_tsv, (SELECT tq FROM anyq), 1)) AS tie
         FROM matched m JOIN w ON m.content_tsv @@ w.tq
