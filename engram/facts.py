@@ -38,24 +38,8 @@ _FACT_COLUMNS = (
 
 
 def fact_from_row(row: asyncpg.Record, sources: Sequence[FactSource] = ()) -> Fact:
-    return Fact(
-        fact_id=row["fact_id"],
-        user_id=row["user_id"],
-        agent_id=row["agent_id"],
-        content=row["content"],
-        slot=row["slot"],
-        category=row["category"],
-        confidence=float(row["confidence"]),
-        status=row["status"],
-        superseded_by=row["superseded_by"],
-        origin=row["origin"],
-        task_id=row["task_id"],
-        metadata=row["metadata"] or {},
-        valid_from=row["valid_from"],
-        valid_to=row["valid_to"],
-        created_at=row["created_at"],
-        sources=tuple(sources),
-    )
+    # Column names are the model's field names; extra columns are ignored.
+    return Fact.model_validate({**dict(row), "metadata": row["metadata"] or {}, "sources": tuple(sources)})
 
 
 async def insert_fact(
