@@ -454,7 +454,11 @@ def excerpt_label(chunk_id: str, quote_hash_: str, long_input_id: str, start: in
 
 def _label(chunk: _Chunk) -> str:
     label = excerpt_label(chunk.chunk_id, chunk.quote_hash, chunk.long_input_id, chunk.start, chunk.end)
-    where = " > ".join(p for p in (chunk.title, chunk.heading) if p)
+    parts = [p for p in (chunk.title, chunk.heading) if p]
+    # A Markdown document's top heading is often its title too; say it once.
+    if len(parts) == 2 and parts[1].split(" > ", 1)[0] == parts[0]:
+        parts = [parts[1]]
+    where = " > ".join(parts)
     return f"{label} {where}" if where else label
 
 
