@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 # with the OpenAI extractor so both treat a model's answer identically.
 from engram_openai import _llm
 
-from engram.errors import ConfigurationError, ExtractionError, RateLimitedError, missing_extra
+from engram.errors import ConfigurationError, ExtractionError, missing_extra
 from engram.hookspecs import hookimpl
 from engram.interfaces import CandidateFact, CheckpointRequest, ExtractionRequest
 
@@ -112,29 +112,15 @@ class AnthropicExtractor:
             await client.close()
 
     def _error(self, exc: Exception, what: str) -> ExtractionError:
-        anthropic = self._anthropic
-        where = self.base_url or "api.anthropic.com"
-        if isinstance(exc, anthropic.APIStatusError):
-            status = exc.status_code
-            if status == 429:
-                retry_after = _llm.retry_after_seconds(exc.response.headers)
-                return RateLimitedError(
-                    f"anthropic {what}: rate limited (429) by {where}", retry_after=retry_after
-                )
-            if status >= 500:  # includes 529 "overloaded"
-                return ExtractionError(
-                    f"anthropic {what}: server error {status} from {where}; will be retried"
-                )
-            return ExtractionError(
-                f"anthropic {what}: request refused with {status} by {where}: {exc.message}"
-            )
-        if isinstance(exc, anthropic.APITimeoutError):
-            return ExtractionError(f"anthropic {what}: no answer from {where} within {self.timeout:g}s")
-        if isinstance(exc, anthropic.APIConnectionError):
-            return ExtractionError(f"anthropic {what}: could not connect to {where}: {exc.__cause__ or exc}")
-        if isinstance(exc, json.JSONDecodeError):
-            return ExtractionError(f"anthropic {what}: {where} answered with a body that is not JSON")
-        return ExtractionError(f"anthropic {what}: {type(exc).__name__}: {exc}")
+        """Translate an SDK exception into Engram's retry vocabulary."""
+        return _llm.sdk_error(
+            self._anthropic,
+            exc,
+            provider="anthropic",
+            what=what,
+            where=self.base_url or "api.anthropic.com",
+            timeout=self.timeout,
+        )
 
     async def _create(self, what: str, **kwargs: Any) -> Any:
         try:

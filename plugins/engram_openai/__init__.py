@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from engram.errors import ConfigurationError, ExtractionError, RateLimitedError, missing_extra
+from engram.errors import ConfigurationError, ExtractionError, missing_extra
 from engram.hookspecs import hookimpl
 from engram.interfaces import CandidateFact, CheckpointRequest, ExtractionRequest
 
@@ -124,25 +124,14 @@ class _OpenAIBase:
 
     def _error(self, exc: Exception, what: str) -> ExtractionError:
         """Translate an SDK exception into Engram's retry vocabulary."""
-        openai = self._openai
-        where = self.base_url or "api.openai.com"
-        if isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
-            if status == 429:
-                retry_after = _llm.retry_after_seconds(exc.response.headers)
-                return RateLimitedError(
-                    f"openai {what}: rate limited (429) by {where}", retry_after=retry_after
-                )
-            if status >= 500:
-                return ExtractionError(f"openai {what}: server error {status} from {where}; will be retried")
-            return ExtractionError(f"openai {what}: request refused with {status} by {where}: {exc.message}")
-        if isinstance(exc, openai.APITimeoutError):
-            return ExtractionError(f"openai {what}: no answer from {where} within {self.timeout:g}s")
-        if isinstance(exc, openai.APIConnectionError):
-            return ExtractionError(f"openai {what}: could not connect to {where}: {exc.__cause__ or exc}")
-        if isinstance(exc, json.JSONDecodeError):
-            return ExtractionError(f"openai {what}: {where} answered with a body that is not JSON")
-        return ExtractionError(f"openai {what}: {type(exc).__name__}: {exc}")
+        return _llm.sdk_error(
+            self._openai,
+            exc,
+            provider="openai",
+            what=what,
+            where=self.base_url or "api.openai.com",
+            timeout=self.timeout,
+        )
 
     def _handled(self) -> tuple[type[Exception], ...]:
         # The SDK raises its own hierarchy, but a JSON content-type with a broken

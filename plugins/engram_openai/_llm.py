@@ -26,7 +26,7 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engram.errors import ConfigurationError, ExtractionError, PluginError
+from engram.errors import ConfigurationError, ExtractionError, PluginError, RateLimitedError
 from engram.interfaces import CandidateFact, CheckpointRequest, ExtractionRequest, SourceEvent, SourceSpan
 
 log = logging.getLogger("engram.extractors")
@@ -419,3 +419,31 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
             return None
         return max(0.0, when.timestamp() - time.time())
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def sdk_error(
+    sdk: Any, exc: Exception, *, provider: str, what: str, where: str, timeout: float
+) -> ExtractionError:
+    """Translate an OpenAI or Anthropic SDK exception into Engram's retry vocabulary.
+
+    Both official SDKs share the same exception taxonomy (APIStatusError,
+    APITimeoutError, APIConnectionError), so one mapping serves both: 429 snoozes
+    the job for Retry-After, everything else is a retryable ExtractionError.
+    """
+    if isinstance(exc, sdk.APIStatusError):
+        status: int = exc.status_code
+        if status == 429:
+            return RateLimitedError(
+                f"{provider} {what}: rate limited (429) by {where}",
+                retry_after=retry_after_seconds(exc.response.headers),
+            )
+        if status >= 500:  # includes Anthropic's 529 "overloaded"
+            return ExtractionError(f"{provider} {what}: server error {status} from {where}; will be retried")
+        return ExtractionError(f"{provider} {what}: request refused with {status} by {where}: {exc.message}")
+    if isinstance(exc, sdk.APITimeoutError):
+        return ExtractionError(f"{provider} {what}: no answer from {where} within {timeout:g}s")
+    if isinstance(exc, sdk.APIConnectionError):
+        return ExtractionError(f"{provider} {what}: could not connect to {where}: {exc.__cause__ or exc}")
+    if isinstance(exc, json.JSONDecodeError):
+        return ExtractionError(f"{provider} {what}: {where} answered with a body that is not JSON")
+    return ExtractionError(f"{provider} {what}: {type(exc).__name__}: {exc}")
