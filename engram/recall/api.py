@@ -120,6 +120,7 @@ class RecallAPI(FactsAPI):
         strategies = plugins.recall_strategies()
 
         intent = self.router.route(query, task_id=task_id, policy=policy)
+        terms = salient_terms(query)
         boosts = INTENT_BOOSTS.get(intent, {})
         weights = {
             name: w * boosts.get(name, 1.0)
@@ -164,7 +165,7 @@ class RecallAPI(FactsAPI):
                     intent=intent,
                     limit=limit,
                     candidates=max(10, limit * 2),
-                    terms=salient_terms(query),
+                    terms=terms,
                     identifiers=identifier_terms(query),
                     space=self.embedding_space,
                     _embedding=embedding_task,
@@ -205,16 +206,13 @@ class RecallAPI(FactsAPI):
             rrf_k=policy.recall.rrf_k,
             half_life_days=policy.recall.recency_half_life_days,
         )
-        chosen, tokens = pack(fused, limit=limit, token_budget=policy.recall.token_budget)
-        from .fusion import render
-
-        context = render(chosen)
+        chosen, context, tokens = pack(fused, limit=limit, token_budget=policy.recall.token_budget)
         selected: dict[str, int] = {}
         for item in chosen:
             for s in item.strategies:
                 selected[s] = selected.get(s, 0) + 1
         runs = [r.model_copy(update={"selected": selected.get(r.name, 0)}) for r in runs]
-        wanted = list(dict.fromkeys([*salient_terms(query), *expected]))
+        wanted = list(dict.fromkeys([*terms, *expected]))
         trace = RecallTrace(
             query=query,
             context=context,

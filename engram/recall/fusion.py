@@ -136,8 +136,10 @@ def render(items: Sequence[RecallItem]) -> str:
     return "\n\n".join(blocks)
 
 
-def pack(items: Sequence[RecallItem], *, limit: int, token_budget: int) -> tuple[list[RecallItem], int]:
-    """Choose items for the block: pinned first, then by score, within budget and limit.
+def pack(items: Sequence[RecallItem], *, limit: int, token_budget: int) -> tuple[list[RecallItem], str, int]:
+    """Choose items for the block and render it: (items, context, token count).
+
+    Pinned first, then by score, within budget and limit.
 
     Pinned items are not counted against ``limit``; if pinned items alone would
     overflow the budget, the lowest-scored of them are the ones left out, and an
@@ -157,4 +159,4 @@ def pack(items: Sequence[RecallItem], *, limit: int, token_budget: int) -> tuple
         if not item.pinned:
             unpinned += 1
     rendered = render(chosen)
-    return chosen, estimate_tokens(rendered)
+    return chosen, rendered, estimate_tokens(rendered)
