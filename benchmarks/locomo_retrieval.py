@@ -6,8 +6,9 @@ the turn text carrying speaker and date).  Memory workers then derive facts and
 event vectors exactly as in production.  Every question goes through
 ``trace_recall``; recalled items map back to turns through event metadata and
 fact lineage, and we report evidence recall@1/5/10/25 overall and per category,
-for the fused pipeline and for keyword-only and vector-only runs of the same
-pipeline.
+for the fused pipeline (``ledger_hybrid``), for plain reciprocal-rank fusion of
+the keyword and vector lists, and for keyword-only and vector-only runs of the
+same pipeline.
 
 The dataset (CC BY-NC 4.0, evaluation only) is read from ../shared/data at run
 time and never copied into the repository.
@@ -64,8 +65,14 @@ def policy(name: str, weights: dict[str, float]) -> MemoryPolicy:
     )
 
 
+# The fused run is the shipped pipeline's conversation ranking (ledger_hybrid with
+# the default tuning) plus facts; the other two isolate one signal each.
 FUSED = policy(
     "locomo-fused",
+    {"ledger_hybrid": 1.0, "facts_vector": 0.3, "facts_keyword": 0.3, "lineage": 0.1},
+)
+RANK_FUSION = policy(
+    "locomo-rrf",
     {"facts_vector": 0.3, "facts_keyword": 0.3, "ledger_search": 1.3, "ledger_vector": 1.0, "lineage": 0.1},
 )
 KEYWORD = policy("locomo-keyword", {"ledger_search": 1.0, "facts_keyword": 0.5})
@@ -154,7 +161,7 @@ async def main(args: argparse.Namespace, data: list[dict[str, Any]]) -> None:
 
             results: dict[str, dict[str, list[float]]] = {}
             latency: dict[str, list[float]] = defaultdict(list)
-            for pol in (FUSED, KEYWORD, VECTOR):
+            for pol in (FUSED, RANK_FUSION, KEYWORD, VECTOR):
                 per: dict[str, list[float]] = defaultdict(list)
                 for conv, scope, event_to_dia in convs:
                     fact_events = await fact_lineage(engram, scope)

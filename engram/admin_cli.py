@@ -25,7 +25,7 @@ async def doctor_command(dsn: str | None, policy: str | None) -> None:
 
     Exits with status 3 when a check fails.
     """
-    from .db.migrate import available_migrations
+    from .db.migrate import REQUIRED_EXTENSIONS, available_migrations
     from .errors import EngramError
 
     problems = 0
@@ -59,7 +59,7 @@ async def doctor_command(dsn: str | None, policy: str | None) -> None:
                 r["extname"]: r["extversion"]
                 for r in await conn.fetch("SELECT extname, extversion FROM pg_extension")
             }
-            for ext in ("vector", "pg_trgm"):
+            for ext in REQUIRED_EXTENSIONS:
                 report(ext in exts, f"extension {ext}", exts.get(ext, "missing"), f"CREATE EXTENSION {ext}")
             if "vector" in exts:
                 ok = _version_tuple(exts["vector"]) >= MIN_PGVECTOR

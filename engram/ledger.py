@@ -387,38 +387,31 @@ class LedgerAPI(ClientCore):
             return await list_tasks(conn, user_id=user_id, agent_id=agent_id, limit=limit)
 
 
-async def search_events(
-    conn: asyncpg.Connection,
-    *,
-    user_id: str,
-    agent_id: str,
-    query: str,
-    k: int,
-    exclude_task_id: str | None = None,
-) -> list[tuple[Event, float]]:
-    """Keyword search over the scope's ledger (OR semantics, as for facts)."""
-    from .keyword import keyword_search
-
-    hits = await keyword_search(
-        conn,
-        table="events",
-        id_column="event_id",
-        user_id=user_id,
-        agent_id=agent_id,
-        query=query,
-        k=k,
-        extra_filter="redacted_at IS NULL AND ($6::text IS NULL OR task_id <> $6)",
-        extra_args=(exclude_task_id,),
+async def event_neighbours(
+    conn: asyncpg.Connection, *, user_id: str, agent_id: str, event_ids: Sequence[int]
+) -> dict[int, tuple[str, int | None, int | None]]:
+    """For each event: its task and the events just before and after it in that
+    task (``None`` at either end).  Redacted events are neither keys nor neighbours."""
+    if not event_ids:
+        return {}
+    rows = await conn.fetch(
+        """SELECT e.event_id, e.task_id,
+                  (SELECT p.event_id FROM events p
+                   WHERE p.user_id = $1 AND p.agent_id = $2 AND p.task_id = e.task_id
+                     AND p.event_id < e.event_id AND p.redacted_at IS NULL
+                   ORDER BY p.event_id DESC LIMIT 1) AS prev_id,
+                  (SELECT n.event_id FROM events n
+                   WHERE n.user_id = $1 AND n.agent_id = $2 AND n.task_id = e.task_id
+                     AND n.event_id > e.event_id AND n.redacted_at IS NULL
+                   ORDER BY n.event_id LIMIT 1) AS next_id
+           FROM events e
+           WHERE e.user_id = $1 AND e.agent_id = $2 AND e.event_id = ANY($3::bigint[])
+             AND e.redacted_at IS NULL""",
+        user_id,
+        agent_id,
+        list(event_ids),
     )
-    if not hits:
-        return []
-    events = {
-        e.event_id: e
-        for e in await events_by_ids(
-            conn, user_id=user_id, agent_id=agent_id, event_ids=[int(i) for i, _ in hits]
-        )
-    }
-    return [(events[int(i)], s) for i, s in hits if int(i) in events]
+    return {r["event_id"]: (r["task_id"], r["prev_id"], r["next_id"]) for r in rows}
 
 
 async def store_event_vectors(

@@ -26,6 +26,7 @@ BUILTIN_STRATEGIES = (
     "recent_ledger",
     "ledger_search",
     "ledger_vector",
+    "ledger_hybrid",
     "checkpoint",
     "long_input",
     "lineage",
@@ -95,6 +96,35 @@ class RouterRule(_Frozen):
         return value
 
 
+class HybridSettings(_Frozen):
+    """How the ``ledger_hybrid`` strategy ranks conversation turns."""
+
+    keyword_share: float = Field(
+        default=0.7,
+        ge=0.0,
+        le=1.0,
+        description="Share of the keyword score in an event's score; the rest is vector similarity.",
+    )
+    neighbour_weight: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=2.0,
+        description="How much an event borrows from the events just before and after it in its task.",
+    )
+    task_weight: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=5.0,
+        description="How much an event borrows from the best-scoring event of its task.",
+    )
+    pool: int = Field(
+        default=100,
+        ge=10,
+        le=1000,
+        description="Events taken from each of the keyword and vector searches before re-ranking.",
+    )
+
+
 class RecallSettings(_Frozen):
     """How ``recall`` mixes its strategies."""
 
@@ -104,8 +134,12 @@ class RecallSettings(_Frozen):
             "facts_vector": 1.0,
             "facts_keyword": 1.0,
             "recent_ledger": 0.6,
-            "ledger_search": 0.8,
-            "ledger_vector": 0.8,
+            # ledger_hybrid already mixes words and meaning; the single-signal
+            # strategies stay for exact-wording questions (the router boosts
+            # ledger_search for quotes) and reuse its searches at no extra cost.
+            "ledger_hybrid": 1.0,
+            "ledger_search": 0.4,
+            "ledger_vector": 0.3,
             "checkpoint": 0.7,
             "long_input": 0.8,
             "lineage": 0.5,
@@ -132,6 +166,9 @@ class RecallSettings(_Frozen):
     )
     router_rules: tuple[RouterRule, ...] = Field(
         default=(), description="Policy-specific routing rules, tried before the built-in router's."
+    )
+    hybrid: HybridSettings = Field(
+        default_factory=HybridSettings, description="Tuning of the ledger_hybrid strategy."
     )
 
     @field_validator("weights")

@@ -189,18 +189,34 @@ async def nearest(
         k,
     )
     return [(r["id"], 1.0 - float(r["dist"])) for r in rows]
-    # Exact: this expression differs from the index's, so the planner reads the
-    # scope's rows through the tenant btree instead of the filtered HNSW graph.
+
+
+async def similarities(
+    conn: asyncpg.Connection,
+    *,
+    table: str,
+    id_column: str,
+    user_id: str,
+    agent_id: str,
+    space: EmbeddingSpace,
+    embedding: Sequence[float],
+    ids: Sequence[int],
+) -> dict[int, float]:
+    """Cosine similarity of ``embedding`` to the given rows of the scope (rows
+    without a vector in ``space`` are absent from the result)."""
+    if table not in VECTOR_TABLES or VECTOR_TABLES[table] != id_column:
+        raise ValueError(f"not a vector table: {table}.{id_column}")
+    if not ids:
+        return {}
     rows = await conn.fetch(
         f"""
-        SELECT {id_column} AS id, embedding <=> $3::text::vector AS dist FROM {table}
-        WHERE user_id = $1 AND agent_id = $2 AND embedding_space = $4 AND {extra_filter}
-        ORDER BY dist, id LIMIT $5
+        SELECT {id_column} AS id, embedding <=> (SELECT $3::text::vector) AS dist FROM {table}
+        WHERE user_id = $1 AND agent_id = $2 AND embedding_space = $4 AND {id_column} = ANY($5::bigint[])
         """,
         user_id,
         agent_id,
-        qvec,
+        vector_literal(embedding),
         space.name,
-        k,
+        list(ids),
     )
-    return [(r["id"], 1.0 - float(r["dist"])) for r in rows]
+    return {r["id"]: 1.0 - float(r["dist"]) for r in rows}

@@ -30,7 +30,7 @@ async def test_concurrent_start_applies_each_migration_once(scratch_dsn: str) ->
         assert await migrate(conn) == []  # nothing left to do
         # extensions were created on the fresh database
         exts = {r["extname"] for r in await conn.fetch("SELECT extname FROM pg_extension")}
-        assert {"vector", "pg_trgm"} <= exts
+        assert {"vector", "pg_trgm", "btree_gin"} <= exts
     finally:
         await conn.close()
 

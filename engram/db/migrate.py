@@ -21,7 +21,7 @@ from ..errors import ConfigurationError, MigrationError
 _ADVISORY_LOCK_KEY = 0x454E4752414D  # "ENGRAM"
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 MIN_SERVER_VERSION = 160000
-REQUIRED_EXTENSIONS = ("vector", "pg_trgm")
+REQUIRED_EXTENSIONS = ("vector", "pg_trgm", "btree_gin")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def available_migrations() -> list[Migration]:
 
 
 async def check_server(conn: asyncpg.Connection, *, create_extensions: bool) -> None:
-    """Refuse servers older than 16 and make sure vector and pg_trgm exist."""
+    """Refuse servers older than 16 and make sure vector, pg_trgm and btree_gin exist."""
     version = int(await conn.fetchval("SHOW server_version_num"))
     if version < MIN_SERVER_VERSION:
         raise ConfigurationError(f"PostgreSQL 16 or newer is required; the server is {version // 10000}")

@@ -28,7 +28,7 @@ log = logging.getLogger("engram.recall")
 MAX_LIMIT = 200
 MAX_EXPECTED_TERMS = 50
 QUERY_CACHE_SIZE = 2048
-VECTOR_STRATEGIES = frozenset({"facts_vector", "ledger_vector", "long_input"})
+VECTOR_STRATEGIES = frozenset({"facts_vector", "ledger_vector", "ledger_hybrid", "long_input"})
 
 
 def _check_expected_terms(value: Any) -> list[str]:

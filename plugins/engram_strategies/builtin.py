@@ -158,6 +158,62 @@ class FactsKeyword:
         return [_fact_candidate(f, s) for f, s in await _facts_by_ids(ctx, hits)]
 
 
+async def _ledger_keyword_hits(ctx: RecallContext, k: int) -> list[tuple[int, float]]:
+    """Keyword hits over the scope's ledger, shared by the strategies of one
+    recall (a later caller wanting no more than was fetched pays nothing)."""
+    cached = ctx.cache.get("ledger_keyword")
+    if cached is not None and cached[0] >= k:
+        return list(cached[1][:k])
+    from engram.keyword import keyword_search
+
+    hits = await keyword_search(
+        ctx.conn,
+        table="events",
+        id_column="event_id",
+        user_id=ctx.user_id,
+        agent_id=ctx.agent_id,
+        query=ctx.query,
+        k=k,
+        extra_filter="redacted_at IS NULL",
+    )
+    found = [(int(i), s) for i, s in hits]
+    ctx.cache["ledger_keyword"] = (k, found)
+    return found
+
+
+async def _ledger_vector_hits(ctx: RecallContext, k: int) -> list[tuple[int, float]]:
+    """Nearest event vectors of the scope, shared like the keyword hits."""
+    cached = ctx.cache.get("ledger_vector")
+    if cached is not None and cached[0] >= k:
+        return list(cached[1][:k])
+    from engram.vectors import nearest
+
+    hits = await nearest(
+        ctx.conn,
+        table="event_vectors",
+        id_column="event_id",
+        user_id=ctx.user_id,
+        agent_id=ctx.agent_id,
+        space=ctx.space,
+        embedding=await ctx.query_embedding(),
+        k=k,
+    )
+    ctx.cache["ledger_vector"] = (k, hits)
+    return hits
+
+
+async def _event_candidates(ctx: RecallContext, hits: list[tuple[int, float]]) -> list[RecallCandidate]:
+    if not hits:
+        return []
+    events = await ledger_sql.events_by_ids(
+        ctx.conn, user_id=ctx.user_id, agent_id=ctx.agent_id, event_ids=[h[0] for h in hits]
+    )
+    by_id = {e.event_id: e for e in events if not e.redacted}
+    return [
+        _event_candidate(by_id[i], s, "Related conversation", with_task=True) for i, s in hits if i in by_id
+    ]
+
+
 class LedgerSearch:
     """Events anywhere in the scope's ledger that match the query."""
 
@@ -165,10 +221,7 @@ class LedgerSearch:
     order = 50
 
     async def run(self, ctx: RecallContext) -> list[RecallCandidate]:
-        found = await ledger_sql.search_events(
-            ctx.conn, user_id=ctx.user_id, agent_id=ctx.agent_id, query=ctx.query, k=ctx.candidates
-        )
-        return [_event_candidate(e, s, "Related conversation", with_task=True) for e, s in found]
+        return await _event_candidates(ctx, await _ledger_keyword_hits(ctx, ctx.candidates))
 
 
 class LedgerVector:
@@ -178,30 +231,58 @@ class LedgerVector:
     order = 65
 
     async def run(self, ctx: RecallContext) -> list[RecallCandidate]:
-        from engram.vectors import nearest
+        return await _event_candidates(ctx, await _ledger_vector_hits(ctx, ctx.candidates))
 
-        vector = await ctx.query_embedding()
-        hits = await nearest(
-            ctx.conn,
-            table="event_vectors",
-            id_column="event_id",
-            user_id=ctx.user_id,
-            agent_id=ctx.agent_id,
-            space=ctx.space,
-            embedding=vector,
-            k=ctx.candidates,
+
+class LedgerHybrid:
+    """Events by words and meaning together, each also scored by the turns around
+    it and by its task (see :mod:`engram.recall.hybrid`).  Runs before the
+    single-signal ledger strategies, which then reuse its searches."""
+
+    name = "ledger_hybrid"
+    order = 48
+
+    async def run(self, ctx: RecallContext) -> list[RecallCandidate]:
+        from engram.recall.hybrid import Neighbourhood, blend, spread
+        from engram.vectors import similarities
+
+        tuning = ctx.policy.recall.hybrid
+        pool = max(tuning.pool, ctx.candidates)
+        keyword = dict(await _ledger_keyword_hits(ctx, pool))
+        similarity = dict(await _ledger_vector_hits(ctx, pool))
+        around = await ledger_sql.event_neighbours(
+            ctx.conn, user_id=ctx.user_id, agent_id=ctx.agent_id, event_ids=list(keyword | similarity)
         )
-        if not hits:
-            return []
-        events = await ledger_sql.events_by_ids(
-            ctx.conn, user_id=ctx.user_id, agent_id=ctx.agent_id, event_ids=[h[0] for h in hits]
+        places = {i: Neighbourhood(task, prev, nxt) for i, (task, prev, nxt) in around.items()}
+        # Neighbours found only through an anchor sit in the anchor's task, next
+        # to it (the answer after a matching question borrows from the question);
+        # their similarity is looked up exactly below.
+        for anchor, place in list(places.items()):
+            if place.prev_id is not None and place.prev_id not in around:
+                known = places.get(place.prev_id, Neighbourhood(place.task_id, None, None))
+                places[place.prev_id] = Neighbourhood(place.task_id, known.prev_id, anchor)
+            if place.next_id is not None and place.next_id not in around:
+                known = places.get(place.next_id, Neighbourhood(place.task_id, None, None))
+                places[place.next_id] = Neighbourhood(place.task_id, anchor, known.next_id)
+        missing = [i for i in places if i not in similarity]
+        if missing:
+            similarity.update(
+                await similarities(
+                    ctx.conn,
+                    table="event_vectors",
+                    id_column="event_id",
+                    user_id=ctx.user_id,
+                    agent_id=ctx.agent_id,
+                    space=ctx.space,
+                    embedding=await ctx.query_embedding(),
+                    ids=missing,
+                )
+            )
+        scores = blend(keyword, similarity, keyword_share=tuning.keyword_share)
+        ranked = spread(
+            scores, places, neighbour_weight=tuning.neighbour_weight, task_weight=tuning.task_weight
         )
-        by_id = {e.event_id: e for e in events if not e.redacted}
-        return [
-            _event_candidate(by_id[i], s, "Related conversation", with_task=True)
-            for i, s in hits
-            if i in by_id
-        ]
+        return await _event_candidates(ctx, ranked[: ctx.candidates])
 
 
 class FactsVector:
@@ -289,6 +370,7 @@ BUILTIN_STRATEGIES = (
     LedgerSearch(),
     FactsVector(),
     LedgerVector(),
+    LedgerHybrid(),
     LongInput(),
     Lineage(),
 )
