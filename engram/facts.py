@@ -24,8 +24,8 @@ __all__ = ["EmbeddingSpace", "ensure_space", "space_of", "vector_literal"]
 log = logging.getLogger("engram.facts")
 
 MAX_FACT_CHARS = 4_000
-#: Keyword search ranks at most this many matches (the newest) per query.
-MAX_KEYWORD_RANKED = 2_000
+#: Trigram search compares scopes up to this size row by row (see trigram_facts).
+SCOPE_SCAN_ROWS = 1_000
 FACT_STATUSES = ("active", "superseded", "retracted")
 
 _FACT_COLUMNS = (
@@ -413,27 +413,57 @@ async def keyword_facts(
         query=query,
         k=k,
         extra_filter="status = 'active'",
-        max_ranked=MAX_KEYWORD_RANKED,
     )
     return [(int(i), s) for i, s in hits]
 
 
 async def trigram_facts(
-    conn: asyncpg.Connection, *, user_id: str, agent_id: str, terms: Sequence[str], k: int
+    conn: asyncpg.Connection,
+    *,
+    user_id: str,
+    agent_id: str,
+    terms: Sequence[str],
+    k: int,
+    per_term: int = 200,
 ) -> list[tuple[int, float]]:
-    """Fuzzy matches for names and identifiers (``pg_trgm`` word similarity)."""
+    """Fuzzy matches for names and identifiers (``pg_trgm`` word similarity).
+
+    A scope of up to ``SCOPE_SCAN_ROWS`` active facts is compared row by row (read
+    through the tenant btree: cheaper than the trigram index's posting lists).  A
+    larger one goes through the tenant-first trigram index, at most ``per_term``
+    rows per term: a term that matches more is a common word of the scope, and
+    its matches tie anyway.
+    """
     if not terms:
         return []
     rows = await conn.fetch(
-        """
-        SELECT fact_id, max(word_similarity(t, content)) AS sim
-        FROM facts, unnest($3::text[]) AS t
-        WHERE user_id = $1 AND agent_id = $2 AND status = 'active' AND t <% content
+        f"""
+        WITH scoped AS MATERIALIZED (
+            SELECT fact_id, content FROM facts
+            WHERE user_id = $1 AND agent_id = $2 AND status = 'active'
+            ORDER BY fact_id DESC LIMIT {SCOPE_SCAN_ROWS + 1}
+        ),
+        small AS MATERIALIZED (SELECT count(*) <= {SCOPE_SCAN_ROWS} AS yes FROM scoped),
+        hits AS (
+            SELECT s.fact_id, word_similarity(t, s.content) AS sim
+            FROM scoped s, unnest($3::text[]) AS t
+            WHERE (SELECT yes FROM small) AND t <% s.content
+            UNION ALL
+            SELECT h.fact_id, h.sim
+            FROM unnest($3::text[]) AS t, LATERAL (
+                SELECT fact_id, word_similarity(t, content) AS sim FROM facts
+                WHERE user_id = $1 AND agent_id = $2 AND status = 'active' AND t <% content
+                LIMIT $5
+            ) h
+            WHERE NOT (SELECT yes FROM small)
+        )
+        SELECT fact_id, max(sim) AS sim FROM hits
         GROUP BY fact_id ORDER BY sim DESC, fact_id DESC LIMIT $4
         """,
         user_id,
         agent_id,
         list(terms),
         k,
+        per_term,
     )
     return [(r["fact_id"], float(r["sim"])) for r in rows]

@@ -9,9 +9,21 @@ is the sum of the weights of the query lexemes it contains, with ``ts_rank_cd``
 breaking ties.  Any query term may match (OR semantics): recall wants a row that
 matches two of five terms ranked, not dropped.
 
-One index scan finds the matching rows (only the newest ``max_ranked`` are
-kept); term frequencies are counted over that set, and the scope size is a
-bounded count, so a huge tenant costs a bounded amount of work per query.
+The work per query is bounded whatever the tenant's size:
+
+- The scope's newest ``SAMPLE_ROWS`` rows are read through the tenant btree.
+  Most scopes are no larger, and then that read is the whole search: exact,
+  and no full-text index is touched.
+- In a larger scope, the sample tells which terms are common there.  Each
+  uncommon term fetches at most ``per_term`` matching rows through the
+  tenant-first GIN index (``LIMIT`` without ``ORDER BY``, so heap visits stop
+  there); below that bound its document frequency is exact.  Common terms are
+  not looked up (their frequency is estimated from the sample): a row matching
+  only words that are everywhere scores low, and looking them up is where the
+  time would go.
+- The scope size is a count capped at ``COUNT_CAP``: past it every weight uses the
+  same capped size, which keeps their order; only the best ``4 k`` rows by IDF get
+  the (costlier) ``ts_rank_cd`` tie-break.
 """
 
 from __future__ import annotations
@@ -20,9 +32,10 @@ from typing import Any
 
 import asyncpg
 
-#: Table -> (id column, content column), for tables with a generated ``content_tsv``.
+#: Table -> id column, for tables with a generated ``content_tsv``.
 KEYWORD_TABLES: dict[str, str] = {"facts": "fact_id", "events": "event_id", "long_input_chunks": "chunk_id"}
-COUNT_CAP = 100_000
+COUNT_CAP = 20_000
+SAMPLE_ROWS = 1_000
 
 
 async def keyword_search(
@@ -36,7 +49,8 @@ async def keyword_search(
     k: int,
     extra_filter: str = "TRUE",
     extra_args: tuple[object, ...] = (),
-    max_ranked: int = 2_000,
+    per_term: int = 500,
+    sample_rows: int = SAMPLE_ROWS,
 ) -> list[tuple[Any, float]]:
     """The k best rows of the scope for ``query``: (id, score), best first.
 
@@ -46,41 +60,80 @@ async def keyword_search(
     if KEYWORD_TABLES.get(table) != id_column:
         raise ValueError(f"not a keyword table: {table}.{id_column}")
     scope = f"user_id = $1 AND agent_id = $2 AND ({extra_filter})"
+    sample_rows = int(sample_rows)  # inlined: the planner sizes the sample from it
     rows = await conn.fetch(
         f"""
         WITH q AS MATERIALIZED (
             SELECT DISTINCT lex, quote_literal(lex)::tsquery AS tq
             FROM unnest(tsvector_to_array(to_tsvector('english', $3))) AS lex
         ),
-        anyq AS MATERIALIZED (
-            SELECT string_agg(quote_literal(lex), ' | ')::tsquery AS tq FROM q
+        sample AS MATERIALIZED (
+            SELECT {id_column} AS id, content_tsv FROM {table}
+            WHERE {scope} ORDER BY {id_column} DESC LIMIT {sample_rows + 1}
+        ),
+        sampled AS MATERIALIZED (
+            SELECT count(*)::float8 AS rows, count(*) <= {sample_rows} AS whole FROM sample
         ),
         n AS MATERIALIZED (
-            SELECT count(*)::float8 AS n FROM (SELECT 1 FROM {table} WHERE {scope} LIMIT {COUNT_CAP}) s
+            SELECT CASE WHEN (SELECT whole FROM sampled) THEN (SELECT rows FROM sampled)
+                   ELSE (SELECT count(*)::float8 FROM (
+                             SELECT 1 FROM {table} WHERE {scope} LIMIT {COUNT_CAP}) s)
+                   END AS n
         ),
-        matched AS MATERIALIZED (
-            SELECT {id_column} AS id, content_tsv FROM {table}
-            WHERE {scope} AND (SELECT tq FROM anyq) IS NOT NULL AND content_tsv @@ (SELECT tq FROM anyq)
-            ORDER BY {id_column} DESC LIMIT $5
+        freq AS MATERIALIZED (
+            SELECT q.lex, q.tq,
+                   (SELECT count(*) FROM sample s WHERE s.content_tsv @@ q.tq)::float8
+                       / greatest((SELECT rows FROM sampled), 1) AS share
+            FROM q
+        ),
+        looked_up AS MATERIALIZED (
+            SELECT f.lex, h.id, h.content_tsv
+            FROM freq f, LATERAL (
+                SELECT {id_column} AS id, content_tsv FROM {table}
+                WHERE {scope} AND content_tsv @@ f.tq LIMIT $5
+            ) h
+            WHERE NOT (SELECT whole FROM sampled) AND f.share * (SELECT n FROM n) < $5
         ),
         w AS MATERIALIZED (
-            -- Every row containing a query term is in `matched` (OR semantics), so
-            -- document frequencies come from it without another index scan; for a
-            -- scope with more than max_ranked matches they describe the newest ones.
-            SELECT q.tq, ln(1 + ((SELECT n FROM n) - d.df + 0.5) / (d.df + 0.5)) AS idf
-            FROM q, LATERAL (SELECT count(*)::float8 AS df FROM matched m WHERE m.content_tsv @@ q.tq) d
+            SELECT f.tq,
+                   ln(1 + ((SELECT n FROM n) - d.df + 0.5) / (d.df + 0.5)) AS idf
+            FROM freq f, LATERAL (
+                SELECT CASE
+                    WHEN (SELECT whole FROM sampled) THEN f.share * (SELECT rows FROM sampled)
+                    ELSE greatest(
+                        (SELECT count(*) FROM looked_up l WHERE l.lex = f.lex)::float8,
+                        CASE WHEN (SELECT count(*) FROM looked_up l WHERE l.lex = f.lex) >= $5
+                                  OR f.share * (SELECT n FROM n) >= $5
+                             THEN f.share * (SELECT n FROM n) ELSE 0 END)
+                    END AS df
+            ) d
+            WHERE d.df > 0
+        ),
+        matched AS MATERIALIZED (
+            SELECT DISTINCT ON (id) id, content_tsv FROM (
+                SELECT s.id, s.content_tsv FROM sample s
+                WHERE EXISTS (SELECT 1 FROM w WHERE s.content_tsv @@ w.tq)
+                UNION ALL
+                SELECT l.id, l.content_tsv FROM looked_up l
+            ) u
+        ),
+        scored AS MATERIALIZED (
+            SELECT m.id, sum(w.idf) AS score FROM matched m JOIN w ON m.content_tsv @@ w.tq
+            GROUP BY m.id ORDER BY score DESC, m.id DESC LIMIT 4 * $4
+        ),
+        anyq AS MATERIALIZED (
+            SELECT string_agg(quote_literal(lex), ' | ')::tsquery AS tq FROM q
         )
-        SELECT m.id, sum(w.idf) AS score, max(ts_rank_cd(m.content_tsv, (SELECT tq FROM anyq), 1)) AS tie
-        FROM matched m JOIN w ON m.content_tsv @@ w.tq
-        GROUP BY m.id
-        ORDER BY score DESC, tie DESC, m.id DESC
+        SELECT s.id, s.score, ts_rank_cd(m.content_tsv, (SELECT tq FROM anyq), 1) AS tie
+        FROM scored s JOIN matched m ON m.id = s.id
+        ORDER BY s.score DESC, tie DESC, s.id DESC
         LIMIT $4
         """,
         user_id,
         agent_id,
         query,
         k,
-        max_ranked,
+        per_term,
         *extra_args,
     )
     return [(r["id"], float(r["score"])) for r in rows]

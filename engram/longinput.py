@@ -634,6 +634,8 @@ async def search_chunks(
         ranked.append(("vector", [chunk_id for chunk_id, _ in near]))
     fused = _fuse(ranked, rrf_k)
     best = sorted(fused.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
+    if not best:
+        return [], used_vectors
     chunks = await fetch_chunks(conn, user_id=user_id, agent_id=agent_id, chunk_ids=[cid for cid, _ in best])
     hits = [_Hit(chunks[cid], score, list(by)) for cid, (score, by) in best if cid in chunks]
     return hits, used_vectors

@@ -140,6 +140,8 @@ async def nearest(
         agent_id,
         exact_max_rows + 1,
     )
+    if size == 0:  # a new tenant, or a table it does not use: no second round trip
+        return []
     if size > exact_max_rows:
         async with conn.transaction():
             # One round trip (simple-query protocol allows several statements).  A

@@ -72,3 +72,40 @@ async def test_unknown_table_is_refused(engram: Engram, scope: dict[str, str]) -
             await keyword_search(
                 conn, table="pg_user", id_column="usename", user_id="u", agent_id="a", query="x", k=1
             )
+
+
+async def test_large_scopes_bound_the_work_and_keep_rare_terms_exact(
+    engram: Engram, scope: dict[str, str]
+) -> None:
+    task = f"{scope['user_id']}:log"
+    old = await engram.record_event(task, role="tool", content="zebra crossing noted", **scope)
+    for i in range(30):
+        await engram.record_event(task, role="tool", content=f"deploy finished step {i}", **scope)
+    rare = await engram.record_event(task, role="tool", content="deploy failed: zebra timeout", **scope)
+
+    async def search(**bounds: int) -> list[tuple[int, float]]:
+        async with engram._connection() as conn:
+            return await keyword_search(
+                conn,
+                table="events",
+                id_column="event_id",
+                user_id=scope["user_id"],
+                agent_id=scope["agent_id"],
+                query="deploy zebra",
+                k=40,
+                **bounds,
+            )
+
+    complete = await search()  # 32 rows: the sample is the whole scope
+    assert [h[0] for h in complete[:2]] == [rare.event_id, old.event_id]
+    assert len(complete) == 32
+
+    # A 10-row sample: "deploy" is in all of it, so it counts as common and is not
+    # looked up (its frequency is estimated); "zebra" is rare and looked up in
+    # full, including the oldest row, far outside the sample.
+    bounded = await search(sample_rows=10, per_term=5)
+    assert [h[0] for h in bounded[:2]] == [rare.event_id, old.event_id]
+    assert bounded[0][1] == pytest.approx(complete[0][1], rel=0.05)
+    # Candidates: the sample's 11 rows plus the zebra rows; older rows matching
+    # only the common word are not ranked at all.
+    assert len(bounded) == 12

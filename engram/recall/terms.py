@@ -255,6 +255,10 @@ def identifier_terms(text: str) -> list[str]:
     for tok in tokens(text):
         if tok.lower() in STOPWORDS or len(tok) < 3:
             continue
+        if tok.isdigit():
+            # Full text matches numbers exactly; fuzzily, 2018 "matches" 2019, and
+            # digit trigrams are in so many rows that the lookup is the slow part.
+            continue
         if any(c.isdigit() for c in tok) or any(c in "_.-/#+" for c in tok) or tok[0].isupper():
             out.append(tok)
     return out[:8]
