@@ -425,10 +425,11 @@ async def trigram_facts(
     terms: Sequence[str],
     k: int,
     per_term: int = 200,
+    scan_rows: int = SCOPE_SCAN_ROWS,
 ) -> list[tuple[int, float]]:
     """Fuzzy matches for names and identifiers (``pg_trgm`` word similarity).
 
-    A scope of up to ``SCOPE_SCAN_ROWS`` active facts is compared row by row (read
+    A scope of up to ``scan_rows`` active facts is compared row by row (read
     through the tenant btree: cheaper than the trigram index's posting lists).  A
     larger one goes through the tenant-first trigram index, at most ``per_term``
     rows per term: a term that matches more is a common word of the scope, and
@@ -438,12 +439,14 @@ async def trigram_facts(
         return []
     rows = await conn.fetch(
         f"""
-        WITH scoped AS MATERIALIZED (
-            SELECT fact_id, content FROM facts
-            WHERE user_id = $1 AND agent_id = $2 AND status = 'active'
-            ORDER BY fact_id DESC LIMIT {SCOPE_SCAN_ROWS + 1}
+        WITH small AS MATERIALIZED (
+            SELECT count(*) <= {int(scan_rows)} AS yes FROM (
+                SELECT 1 FROM facts WHERE user_id = $1 AND agent_id = $2 AND status = 'active'
+                LIMIT {int(scan_rows) + 1}) s
         ),
-        small AS MATERIALIZED (SELECT count(*) <= {SCOPE_SCAN_ROWS} AS yes FROM scoped),
+        scoped AS MATERIALIZED (  -- read only for a small scope (CTEs run on demand)
+            SELECT fact_id, content FROM facts WHERE user_id = $1 AND agent_id = $2 AND status = 'active'
+        ),
         hits AS (
             SELECT s.fact_id, word_similarity(t, s.content) AS sim
             FROM scoped s, unnest($3::text[]) AS t

@@ -357,24 +357,29 @@ def _ids_filter(long_input_ids: Sequence[str] | None) -> str:
     return f"embedding IS NOT NULL AND long_input_id IN ({listed})"
 
 
-async def has_embedded_chunks(
+async def chunk_presence(
     conn: asyncpg.Connection,
     *,
     user_id: str,
     agent_id: str,
     space: EmbeddingSpace,
     long_input_ids: Sequence[str] | None = None,
-) -> bool:
-    found: bool = await conn.fetchval(
+) -> tuple[bool, bool]:
+    """Whether the scope has any chunks, and any embedded in ``space`` (one round trip)."""
+    row = await conn.fetchrow(
         """SELECT EXISTS (SELECT 1 FROM long_input_chunks
+                          WHERE user_id = $1 AND agent_id = $2
+                            AND ($4::text[] IS NULL OR long_input_id = ANY($4::text[]))) AS any,
+                  EXISTS (SELECT 1 FROM long_input_chunks
                           WHERE user_id = $1 AND agent_id = $2 AND embedding_space = $3
-                            AND ($4::text[] IS NULL OR long_input_id = ANY($4::text[])))""",
+                            AND ($4::text[] IS NULL OR long_input_id = ANY($4::text[]))) AS embedded""",
         user_id,
         agent_id,
         space.name,
         list(long_input_ids) if long_input_ids is not None else None,
     )
-    return found
+    assert row is not None
+    return bool(row["any"]), bool(row["embedded"])
 
 
 async def nearest_chunks(
@@ -612,14 +617,16 @@ async def search_chunks(
     """
     if long_input_ids is not None and not long_input_ids:
         return [], False
+    any_chunks, used_vectors = await chunk_presence(
+        conn, user_id=user_id, agent_id=agent_id, space=space, long_input_ids=long_input_ids
+    )
+    if not any_chunks:  # most scopes on most recalls: one round trip, not three
+        return [], False
     ranked: list[tuple[str, Sequence[str]]] = []
     keyword = await keyword_chunks(
         conn, user_id=user_id, agent_id=agent_id, query=query, k=k, long_input_ids=long_input_ids
     )
     ranked.append(("keyword", [chunk_id for chunk_id, _ in keyword]))
-    used_vectors = await has_embedded_chunks(
-        conn, user_id=user_id, agent_id=agent_id, space=space, long_input_ids=long_input_ids
-    )
     if used_vectors:
         vector = await query_embedding()
         near = await nearest_chunks(

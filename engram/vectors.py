@@ -133,51 +133,71 @@ async def nearest(
     if table not in VECTOR_TABLES or VECTOR_TABLES[table] != id_column:
         raise ValueError(f"not a vector table: {table}.{id_column}")
     qvec = vector_literal(embedding)
-    size = await conn.fetchval(
-        f"""SELECT count(*) FROM (SELECT 1 FROM {table}
-            WHERE user_id = $1 AND agent_id = $2 AND {extra_filter} LIMIT $3) s""",
+    # One round trip for the common case: the scope's size (counted up to the
+    # bound) and, when it is small, the exact search, in one statement.
+    rows = await conn.fetch(
+        f"""
+        WITH size AS MATERIALIZED (
+            SELECT count(*) AS n FROM (SELECT 1 FROM {table}
+                WHERE user_id = $1 AND agent_id = $2 AND {extra_filter} LIMIT $6) s
+        )
+        SELECT (SELECT n FROM size) AS n, NULL AS id, NULL::float8 AS dist
+        UNION ALL
+        SELECT NULL, e.id, e.dist FROM (
+            SELECT {id_column} AS id, embedding <=> (SELECT $3::text::vector) AS dist FROM {table}
+            WHERE (SELECT n FROM size) < $6 AND user_id = $1 AND agent_id = $2
+              AND embedding_space = $4 AND {extra_filter}
+            ORDER BY dist, id LIMIT $5
+        ) e
+        """,
         user_id,
         agent_id,
+        qvec,
+        space.name,
+        k,
         exact_max_rows + 1,
     )
-    if size == 0:  # a new tenant, or a table it does not use: no second round trip
-        return []
-    if size > exact_max_rows:
-        async with conn.transaction():
-            # One round trip (simple-query protocol allows several statements).  A
-            # custom plan is forced because a generic plan of a prepared statement
-            # assumes an average-sized tenant and skips the HNSW index.
-            await conn.execute(
-                "SET LOCAL plan_cache_mode = force_custom_plan; "
-                "SET LOCAL hnsw.iterative_scan = relaxed_order; "
-                f"SET LOCAL hnsw.ef_search = {max(100, min(1000, 4 * k))}; "
-                "SET LOCAL hnsw.max_scan_tuples = 50000"
+    size = next(r["n"] for r in rows if r["n"] is not None)
+    if size <= exact_max_rows:
+        hits = sorted((r["dist"], r["id"]) for r in rows if r["n"] is None)
+        return [(i, 1.0 - float(d)) for d, i in hits]
+    # A large scope: filtered HNSW.
+    async with conn.transaction():
+        # One round trip (simple-query protocol allows several statements).  A
+        # custom plan is forced because a generic plan of a prepared statement
+        # assumes an average-sized tenant and skips the HNSW index.
+        await conn.execute(
+            "SET LOCAL plan_cache_mode = force_custom_plan; "
+            "SET LOCAL hnsw.iterative_scan = relaxed_order; "
+            f"SET LOCAL hnsw.ef_search = {max(100, min(1000, 4 * k))}; "
+            "SET LOCAL hnsw.max_scan_tuples = 50000"
+        )
+        rows = await conn.fetch(
+            # relaxed_order may return rows slightly out of order, and halfvec
+            # rounds; over-fetch, then re-rank by full-precision distance.  The
+            # MATERIALIZED CTE stops the planner from dropping the outer sort.
+            f"""
+            WITH q AS MATERIALIZED (SELECT $3::text::vector AS v),
+            hits AS MATERIALIZED (
+                SELECT {id_column} AS id, embedding
+                FROM {table}
+                WHERE embedding_space = {space.literal} AND user_id = $1 AND agent_id = $2 AND {extra_filter}
+                ORDER BY {space.vector_sql()} <=> $3::text::halfvec({space.dimension}) LIMIT $5
             )
-            rows = await conn.fetch(
-                # relaxed_order may return rows slightly out of order, and halfvec
-                # rounds; over-fetch, then re-rank by full-precision distance.  The
-                # MATERIALIZED CTE stops the planner from dropping the outer sort.
-                f"""
-                WITH q AS MATERIALIZED (SELECT $3::text::vector AS v),
-                hits AS MATERIALIZED (
-                    SELECT {id_column} AS id, embedding
-                    FROM {table}
-                    WHERE embedding_space = {space.literal} AND user_id = $1 AND agent_id = $2 AND {extra_filter}
-                    ORDER BY {space.vector_sql()} <=> $3::text::halfvec({space.dimension}) LIMIT $5
-                )
-                SELECT id, embedding <=> (SELECT v FROM q) AS dist FROM hits ORDER BY dist, id LIMIT $4
-                """,
-                user_id,
-                agent_id,
-                qvec,
-                k,
-                3 * k,
-            )
-        if len(rows) >= k:
-            return [(r["id"], 1.0 - float(r["dist"])) for r in rows]
-    # Exact: this expression differs from the index's, so the planner reads the
-    # scope's rows through the tenant btree instead of the filtered HNSW graph.
-    # The scalar subquery parses the query vector once, not once per row.
+            SELECT id, embedding <=> (SELECT v FROM q) AS dist FROM hits ORDER BY dist, id LIMIT $4
+            """,
+            user_id,
+            agent_id,
+            qvec,
+            k,
+            3 * k,
+        )
+    if len(rows) >= k:
+        return [(r["id"], 1.0 - float(r["dist"])) for r in rows]
+    # Fewer than k rows passed the filter: exact search after all.  This
+    # expression differs from the index's, so the planner reads the scope's rows
+    # through the tenant btree instead of the filtered HNSW graph.  The scalar
+    # subquery parses the query vector once, not once per row.
     rows = await conn.fetch(
         f"""
         SELECT {id_column} AS id, embedding <=> (SELECT $3::text::vector) AS dist FROM {table}

@@ -109,3 +109,26 @@ async def test_large_scopes_bound_the_work_and_keep_rare_terms_exact(
     # Candidates: the sample's 11 rows plus the zebra rows; older rows matching
     # only the common word are not ranked at all.
     assert len(bounded) == 12
+
+
+@pytest.mark.parametrize("scan_rows", [1_000, 1], ids=["row-by-row", "trigram-index"])
+async def test_trigram_search_finds_misspelt_identifiers_both_ways(
+    engram: Engram, scope: dict[str, str], scan_rows: int
+) -> None:
+    from engram.facts import trigram_facts
+
+    other = {"user_id": scope["user_id"] + "-o", "agent_id": scope["agent_id"]}
+    wanted = await engram.add("The cluster runs Kubernetes 1.31 on Hetzner", **scope)
+    await engram.add("The user prefers tabs over spaces", **scope)
+    await engram.add("The cluster runs Kubernetes on Hetzner too", **other)
+    async with engram._connection() as conn:
+        hits = await trigram_facts(
+            conn,
+            user_id=scope["user_id"],
+            agent_id=scope["agent_id"],
+            terms=["Kubernets", "Hetzner"],
+            k=5,
+            scan_rows=scan_rows,
+        )
+    assert [h[0] for h in hits] == [wanted.fact_id]
+    assert hits[0][1] == pytest.approx(1.0)  # "Hetzner" matches exactly
