@@ -162,6 +162,7 @@ async def main(args: argparse.Namespace, data: list[dict[str, Any]]) -> None:
             results: dict[str, dict[str, list[float]]] = {}
             latency: dict[str, list[float]] = defaultdict(list)
             for pol in (FUSED, RANK_FUSION, KEYWORD, VECTOR):
+                engram._query_cache = None  # every run embeds its questions: comparable latency
                 per: dict[str, list[float]] = defaultdict(list)
                 for conv, scope, event_to_dia in convs:
                     fact_events = await fact_lineage(engram, scope)
