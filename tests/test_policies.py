@@ -75,6 +75,9 @@ def test_policy_from_toml_file(tmp_path: Path) -> None:
             "invalid regular expression",
         ),
         ('name = "x"\n[chunking]\nmax_tokens = 100\noverlap_tokens = 200\n', "overlap_tokens"),
+        ('name = "x"\n[recall.hybrid]\nkeyword_share = 1.5\n', "recall.hybrid.keyword_share"),
+        ('name = "x"\n[recall.hybrid]\npool = 3\n', "recall.hybrid.pool"),
+        ('name = "x"\n[recall.hybrid]\nneighbor_weight = 0.1\n', "neighbor_weight"),
         ("this is not toml", "not valid TOML"),
     ],
 )
