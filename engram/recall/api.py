@@ -41,6 +41,35 @@ def _check_expected_terms(value: Any) -> list[str]:
     return [check_text(t, "expected_terms entry", max_chars=200) for t in value]
 
 
+#: Scopes with more facts, events or chunks than this get plans made for their size.
+LARGE_SCOPE_ROWS = 1_000
+
+
+async def choose_plan_mode(conn: Any, user_id: str, agent_id: str) -> None:
+    """Pick how this recall's statements are planned, in the round trip that a
+    plain ``SET LOCAL`` would cost anyway.
+
+    A generic plan of a prepared statement assumes an average tenant: right for
+    the many small scopes, where it also saves planning the larger statements
+    again on every recall (about a millisecond each); wrong for a huge tenant,
+    whose statements must be planned for their actual parameters.  The setting
+    is transaction-local (PgBouncer-safe) and never touches the write path.
+    """
+    await conn.execute(
+        f"""SELECT set_config('plan_cache_mode', CASE
+                WHEN (SELECT count(*) FROM (SELECT 1 FROM facts WHERE user_id = $1 AND agent_id = $2
+                                            LIMIT {LARGE_SCOPE_ROWS + 1}) f) > {LARGE_SCOPE_ROWS}
+                  OR (SELECT count(*) FROM (SELECT 1 FROM events WHERE user_id = $1 AND agent_id = $2
+                                            LIMIT {LARGE_SCOPE_ROWS + 1}) e) > {LARGE_SCOPE_ROWS}
+                  OR (SELECT count(*) FROM (SELECT 1 FROM long_input_chunks
+                                            WHERE user_id = $1 AND agent_id = $2
+                                            LIMIT {LARGE_SCOPE_ROWS + 1}) c) > {LARGE_SCOPE_ROWS}
+                THEN 'force_custom_plan' ELSE 'force_generic_plan' END, true)""",
+        user_id,
+        agent_id,
+    )
+
+
 class RecallAPI(FactsAPI):
     """The read path run on every turn."""
 
@@ -147,11 +176,7 @@ class RecallAPI(FactsAPI):
         ranked: dict[str, list[RecallCandidate]] = {}
         try:
             async with self._connection() as conn, conn.transaction(readonly=True):
-                # Plans of prepared statements go generic after five runs and then
-                # assume an average tenant; recall's queries depend on the tenant's
-                # size, so each is planned for its actual parameters.  SET LOCAL
-                # keeps this PgBouncer-safe and off the write path.
-                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+                await choose_plan_mode(conn, user_id, agent_id)
                 if task_id is not None:
                     await check_task_owner(conn, task_id, user_id, agent_id)
                 ctx = RecallContext(
