@@ -243,3 +243,24 @@ def test_weights_for_unknown_strategies_are_refused() -> None:
     policy = MemoryPolicy(name="typo", recall=RecallSettings(weights={"facts_vectr": 1.0}))
     with pytest.raises(ConfigurationError, match="facts_vectr"):
         Engram("postgresql://unused", memory_policy=policy)
+
+
+async def test_plans_follow_the_scope_size_and_stay_transaction_local(
+    engram: Engram, scope: dict[str, str]
+) -> None:
+    from engram.recall.api import LARGE_SCOPE_ROWS, choose_plan_mode
+
+    async def mode() -> tuple[bool, str]:
+        async with engram._connection() as conn, conn.transaction(readonly=True):
+            large = await choose_plan_mode(conn, scope["user_id"], scope["agent_id"])
+            return large, await conn.fetchval("SHOW plan_cache_mode")
+
+    assert await mode() == (False, "force_generic_plan")
+    task = f"{scope['user_id']}:bulk"
+    for i in range(LARGE_SCOPE_ROWS + 1):
+        await engram.record_event(task, role="tool", content=f"step {i}", **scope)
+    assert await mode() == (True, "force_custom_plan")
+    async with engram._connection() as conn:  # the pool's sessions keep their default
+        assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
+    trace = await engram.trace_recall("step 7", **scope)  # and recall works at that size
+    assert trace.items

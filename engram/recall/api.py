@@ -45,7 +45,7 @@ def _check_expected_terms(value: Any) -> list[str]:
 LARGE_SCOPE_ROWS = 1_000
 
 
-async def choose_plan_mode(conn: Any, user_id: str, agent_id: str) -> None:
+async def choose_plan_mode(conn: Any, user_id: str, agent_id: str) -> bool:
     """Pick how this recall's statements are planned, in the round trip that a
     plain ``SET LOCAL`` would cost anyway.
 
@@ -54,8 +54,9 @@ async def choose_plan_mode(conn: Any, user_id: str, agent_id: str) -> None:
     again on every recall (about a millisecond each); wrong for a huge tenant,
     whose statements must be planned for their actual parameters.  The setting
     is transaction-local (PgBouncer-safe) and never touches the write path.
+    Returns whether the scope is large.
     """
-    await conn.execute(
+    mode: str = await conn.fetchval(
         f"""SELECT set_config('plan_cache_mode', CASE
                 WHEN (SELECT count(*) FROM (SELECT 1 FROM facts WHERE user_id = $1 AND agent_id = $2
                                             LIMIT {LARGE_SCOPE_ROWS + 1}) f) > {LARGE_SCOPE_ROWS}
@@ -68,6 +69,7 @@ async def choose_plan_mode(conn: Any, user_id: str, agent_id: str) -> None:
         user_id,
         agent_id,
     )
+    return mode == "force_custom_plan"
 
 
 class RecallAPI(FactsAPI):
@@ -176,7 +178,7 @@ class RecallAPI(FactsAPI):
         ranked: dict[str, list[RecallCandidate]] = {}
         try:
             async with self._connection() as conn, conn.transaction(readonly=True):
-                await choose_plan_mode(conn, user_id, agent_id)
+                large_scope = await choose_plan_mode(conn, user_id, agent_id)
                 if task_id is not None:
                     await check_task_owner(conn, task_id, user_id, agent_id)
                 ctx = RecallContext(
@@ -192,6 +194,7 @@ class RecallAPI(FactsAPI):
                     candidates=max(10, limit * 2),
                     terms=terms,
                     identifiers=identifier_terms(query),
+                    large_scope=large_scope,
                     space=self.embedding_space,
                     _embedding=embedding_task,
                 )

@@ -32,6 +32,9 @@ class RecallContext:
     terms: list[str]
     identifiers: list[str]
     space: EmbeddingSpace
+    #: More than ~1,000 facts, events or chunks: strategies may trade exhaustive
+    #: fallbacks for bounded work.
+    large_scope: bool = False
     _embedding: asyncio.Task[list[float]] | None = field(default=None, repr=False)
     embedding_ms: float = 0.0
     #: Scratch space shared by strategies within one recall (e.g. lineage reads

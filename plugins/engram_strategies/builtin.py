@@ -140,7 +140,10 @@ class FactsKeyword:
             ctx.conn, user_id=ctx.user_id, agent_id=ctx.agent_id, query=ctx.query, k=ctx.candidates
         )
         seen = {h[0] for h in hits}
-        if ctx.identifiers:
+        # Trigrams are the fallback for misspelt names and identifiers.  A large
+        # scope whose full-text search already filled the list gains little from
+        # them, and there the trigram index is the costliest lookup of a recall.
+        if ctx.identifiers and not (ctx.large_scope and len(hits) >= ctx.candidates):
             trigram = await facts_sql.trigram_facts(
                 ctx.conn, user_id=ctx.user_id, agent_id=ctx.agent_id, terms=ctx.identifiers, k=ctx.candidates
             )
