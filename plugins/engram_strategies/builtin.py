@@ -3,6 +3,7 @@ cheap, embedding-free ones first, so the query embedding computes meanwhile."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from engram import facts as facts_sql
@@ -161,48 +162,56 @@ class FactsKeyword:
         return [_fact_candidate(f, s) for f, s in await _facts_by_ids(ctx, hits)]
 
 
-async def _ledger_keyword_hits(ctx: RecallContext, k: int) -> list[tuple[int, float]]:
-    """Keyword hits over the scope's ledger, shared by the strategies of one
-    recall (a later caller wanting no more than was fetched pays nothing)."""
-    cached = ctx.cache.get("ledger_keyword")
+async def _shared_hits(
+    ctx: RecallContext, key: str, k: int, search: Callable[[int], Awaitable[list[tuple[int, float]]]]
+) -> list[tuple[int, float]]:
+    """One search per recall, shared by the strategies that need it: a later
+    caller wanting no more than was fetched pays nothing."""
+    cached = ctx.cache.get(key)
     if cached is not None and cached[0] >= k:
         return list(cached[1][:k])
-    from engram.keyword import keyword_search
-
-    hits = await keyword_search(
-        ctx.conn,
-        table="events",
-        id_column="event_id",
-        user_id=ctx.user_id,
-        agent_id=ctx.agent_id,
-        query=ctx.query,
-        k=k,
-        extra_filter="redacted_at IS NULL",
-    )
-    found = [(int(i), s) for i, s in hits]
-    ctx.cache["ledger_keyword"] = (k, found)
+    found = await search(k)
+    ctx.cache[key] = (k, found)
     return found
 
 
+async def _ledger_keyword_hits(ctx: RecallContext, k: int) -> list[tuple[int, float]]:
+    """Keyword hits over the scope's ledger (not redacted)."""
+    from engram.keyword import keyword_search
+
+    async def search(n: int) -> list[tuple[int, float]]:
+        hits = await keyword_search(
+            ctx.conn,
+            table="events",
+            id_column="event_id",
+            user_id=ctx.user_id,
+            agent_id=ctx.agent_id,
+            query=ctx.query,
+            k=n,
+            extra_filter="redacted_at IS NULL",
+        )
+        return [(int(i), s) for i, s in hits]
+
+    return await _shared_hits(ctx, "ledger_keyword", k, search)
+
+
 async def _ledger_vector_hits(ctx: RecallContext, k: int) -> list[tuple[int, float]]:
-    """Nearest event vectors of the scope, shared like the keyword hits."""
-    cached = ctx.cache.get("ledger_vector")
-    if cached is not None and cached[0] >= k:
-        return list(cached[1][:k])
+    """Nearest event vectors of the scope."""
     from engram.vectors import nearest
 
-    hits = await nearest(
-        ctx.conn,
-        table="event_vectors",
-        id_column="event_id",
-        user_id=ctx.user_id,
-        agent_id=ctx.agent_id,
-        space=ctx.space,
-        embedding=await ctx.query_embedding(),
-        k=k,
-    )
-    ctx.cache["ledger_vector"] = (k, hits)
-    return hits
+    async def search(n: int) -> list[tuple[int, float]]:
+        return await nearest(
+            ctx.conn,
+            table="event_vectors",
+            id_column="event_id",
+            user_id=ctx.user_id,
+            agent_id=ctx.agent_id,
+            space=ctx.space,
+            embedding=await ctx.query_embedding(),
+            k=n,
+        )
+
+    return await _shared_hits(ctx, "ledger_vector", k, search)
 
 
 async def _event_candidates(ctx: RecallContext, hits: list[tuple[int, float]]) -> list[RecallCandidate]:
