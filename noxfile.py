@@ -32,6 +32,15 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def unit(session: nox.Session) -> None:
+    """The tests that need no database, no torch and no local model (tests/unit); runs in seconds."""
+    # openai/anthropic: the provider tests drive the real SDKs against a local stand-in server.
+    session.install("-e", ".[dev,openai,anthropic]")
+    session.env["HF_HUB_OFFLINE"] = "1"
+    session.run("pytest", *(session.posargs or ["-q", "tests/unit"]))
+
+
+@nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     """Install Engram with the local model and run `engram demo` on the embedded database."""
     _install(session, "local")

@@ -113,7 +113,7 @@ async def scratch_dsn(database_url: str) -> AsyncIterator[str]:
 # --------------------------------------------------------------------------- hypothesis profiles
 # "ci" keeps the property tests (and the tenant-isolation state machine) to a
 # minute or two; "long" is the thorough run documented in docs/privacy.md:
-#   HYPOTHESIS_PROFILE=long nox -s tests -- tests/test_isolation_state_machine.py
+#   HYPOTHESIS_PROFILE=long nox -s tests -- tests/integration/test_isolation_state_machine.py
 from hypothesis import HealthCheck  # noqa: E402
 from hypothesis import settings as hypothesis_settings  # noqa: E402
 

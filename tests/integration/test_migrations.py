@@ -11,13 +11,6 @@ from engram import Engram, MigrationError
 from engram.db.migrate import available_migrations, migrate
 
 
-async def test_files_are_numbered_and_unique() -> None:
-    migrations = available_migrations()
-    versions = [m.version for m in migrations]
-    assert versions == sorted(versions) and versions[0] == 1
-    assert len(set(versions)) == len(versions)
-
-
 async def test_concurrent_start_applies_each_migration_once(scratch_dsn: str) -> None:
     clients = [Engram(scratch_dsn, embedder="hashing") for _ in range(4)]
     await asyncio.gather(*(c.connect() for c in clients))

@@ -17,7 +17,7 @@ import pytest
 from engram import hookimpl, hookspecs, plugins
 from engram.errors import ConfigurationError, PluginError
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent.parent  # tests/
 PLUGIN_PKG = HERE / "plugin_pkgs" / "engram_plugin_shout"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import count_rows
 
-from engram import Engram, InvalidInputError, NotFoundError, WorkerOptions
+from engram import Engram, InvalidInputError, NotFoundError
 from engram.jobs import queue
 from engram.ledger import append_events, claim_task
 
@@ -218,24 +217,6 @@ async def test_cancel_and_error_history_cap(engram: Engram, scope: dict[str, str
     job = await engram.get_job(capped, **scope)
     assert len(job.errors) == queue.MAX_ERROR_HISTORY
     assert job.errors[-1].error == f"rate limit {queue.MAX_ERROR_HISTORY + 4}"
-
-
-def test_backoff_is_exponential_with_jitter_and_capped() -> None:
-    rng = random.Random(7)
-    for attempt in range(1, 12):
-        ceiling = min(60.0, 2.0 * 2 ** (attempt - 1))
-        values = [queue.backoff_seconds(attempt, base=2.0, cap=60.0, rng=rng) for _ in range(50)]
-        assert all(ceiling / 2 <= v <= ceiling for v in values)
-        assert len(set(values)) > 1  # jittered
-    assert queue.backoff_seconds(10_000, base=2.0, cap=60.0) <= 60.0
-
-
-def test_worker_options_validate() -> None:
-    assert WorkerOptions().heartbeat_interval == pytest.approx(100.0)
-    with pytest.raises(ValueError):
-        WorkerOptions(lease_seconds=5, heartbeat_seconds=10)
-    with pytest.raises(ValueError):
-        WorkerOptions(max_attempts=0)
 
 
 async def test_public_queue_calls_refuse_bad_input(engram: Engram, scope: dict[str, str]) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from engram import ConfigurationError, CriticalSlot, Engram, MemoryPolicy, hookimpl, plugins
+from engram import ConfigurationError, CriticalSlot, Engram, MemoryPolicy
 from engram.policy import load_policy_file
 
 GOOD_TOML = """
@@ -99,25 +97,3 @@ def test_policies_are_immutable() -> None:
     policy = MemoryPolicy(name="frozen")
     with pytest.raises(ValueError):
         policy.name = "changed"  # type: ignore[misc]
-
-
-async def test_policy_registered_by_a_plugin_hook_works_end_to_end(
-    engram: Engram, scope: dict[str, str], database_url: str
-) -> None:
-    class Plugin:
-        @hookimpl
-        def register_policies(self, register: Callable[..., Any]) -> None:
-            register(MemoryPolicy(name="hooked", critical_slots=(CriticalSlot(name="favourite_tea"),)))
-
-    pm = plugins.get_plugin_manager()
-    pm.register(Plugin(), name="hooked-policy")
-    try:
-        async with Engram(database_url, memory_policy="hooked", embedder="hashing") as client:
-            await client.add("Favourite tea: genmaicha", slot="favourite_tea", **scope)
-            trace = await client.trace_recall("what's the weather like?", **scope)
-        assert trace.policy == "hooked"
-        assert trace.context.startswith("## Pinned facts\n- Favourite tea: genmaicha")
-        sources = dict(plugins.registrations_by_plugin("register_policies"))
-        assert "hooked-policy" in sources
-    finally:
-        pm.unregister(name="hooked-policy")

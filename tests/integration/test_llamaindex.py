@@ -267,7 +267,7 @@ def test_docs_examples_run(database_url: str, tmp_path: Any) -> None:
     import sys
     from pathlib import Path
 
-    page = Path(__file__).parent.parent / "docs" / "adapters" / "llamaindex.md"
+    page = Path(__file__).parents[2] / "docs" / "adapters" / "llamaindex.md"
     blocks = re.findall(r"^```python\n(.*?)^```", page.read_text(), flags=re.S | re.M)
     assert len(blocks) >= 3
     script = tmp_path / "example.py"

@@ -239,12 +239,6 @@ async def test_bad_input(
         await engram.trace_recall(**call)
 
 
-def test_weights_for_unknown_strategies_are_refused() -> None:
-    policy = MemoryPolicy(name="typo", recall=RecallSettings(weights={"facts_vectr": 1.0}))
-    with pytest.raises(ConfigurationError, match="facts_vectr"):
-        Engram("postgresql://unused", memory_policy=policy)
-
-
 async def test_plans_follow_the_scope_size_and_stay_transaction_local(
     engram: Engram, scope: dict[str, str]
 ) -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from engram import plugins
 
-EXAMPLE = Path(__file__).parent.parent / "examples" / "policy_package"
+EXAMPLE = Path(__file__).parents[2] / "examples" / "policy_package"
 DISTRIBUTION = "engram-policy-veterinary"
 TIMEOUT = 300
 

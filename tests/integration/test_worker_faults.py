@@ -20,7 +20,7 @@ from test_worker import FAST, ScriptedExtractor, client, drain
 from engram import Engram, WorkerOptions
 from engram.interfaces import CandidateFact, ExtractionRequest, SourceSpan
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 async def _no_duplicate_facts(raw_conn: Any, user_id: str) -> None:
@@ -387,7 +387,3 @@ async def test_stop_releases_claimed_but_unstarted_jobs(database_url: str, scope
         assert all(j.attempts == 0 for j in jobs if j.state == "queued")  # released, not failed
         await drain(e, scope)
         assert (await e.job_stats(user_id=scope["user_id"])).succeeded == 5
-
-
-def test_engram_instances_share_worker_options_default() -> None:
-    assert Engram.worker_options == WorkerOptions()
