@@ -13,11 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .models import EngramModel
 from .policy import MemoryPolicy
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
 
 # --------------------------------------------------------------------------- embedders
@@ -42,7 +39,7 @@ class Embedder(Protocol):
 # --------------------------------------------------------------------------- extractors
 
 
-class SourceEvent(_Model):
+class SourceEvent(EngramModel):
     """A ledger event handed to an extractor."""
 
     event_id: int
@@ -52,7 +49,7 @@ class SourceEvent(_Model):
     created_at: datetime | None = None
 
 
-class SourceSpan(_Model):
+class SourceSpan(EngramModel):
     """Where in an event a fact came from (character offsets into the event content)."""
 
     event_id: int
@@ -61,7 +58,7 @@ class SourceSpan(_Model):
     quote: str
 
 
-class CandidateFact(_Model):
+class CandidateFact(EngramModel):
     """A fact an extractor proposes; reconciliation decides whether it is stored."""
 
     content: str = Field(min_length=1, max_length=2000)
@@ -72,10 +69,10 @@ class CandidateFact(_Model):
     spans: tuple[SourceSpan, ...] = ()
 
 
-class ExtractionRequest(_Model):
+class ExtractionRequest(EngramModel):
     """Everything an extractor may use to derive facts from new events."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     user_id: str
     agent_id: str
@@ -86,10 +83,10 @@ class ExtractionRequest(_Model):
     current_slots: dict[str, str] = Field(default_factory=dict)
 
 
-class CheckpointRequest(_Model):
+class CheckpointRequest(EngramModel):
     """A task's ledger so far, to be summarised into a checkpoint."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     user_id: str
     agent_id: str
@@ -117,7 +114,7 @@ class Extractor(Protocol):
 # --------------------------------------------------------------------------- redactors
 
 
-class Detection(_Model):
+class Detection(EngramModel):
     """One sensitive span found by a redactor.  It never carries the secret itself."""
 
     kind: str  # e.g. "email", "openai_api_key", "payment_card"
@@ -142,7 +139,7 @@ class Redactor(Protocol):
 # --------------------------------------------------------------------------- recall strategies
 
 
-class RecallCandidate(_Model):
+class RecallCandidate(EngramModel):
     """One item a strategy proposes, ranked within its own list."""
 
     key: str  # de-duplication key, e.g. "fact:12" or "event:99"

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigurationError
+from .models import EngramModel
 
 #: Recall strategies that ship with Engram.  Weights may only name these or a
 #: strategy registered by a plugin (checked when the client resolves the policy).
@@ -35,8 +36,10 @@ BUILTIN_STRATEGIES = (
 _SLOT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Frozen(EngramModel):
+    # Frozen like every public model; unknown keys are refused, so a typo in a
+    # policy file is an error rather than a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
 
 
 class CriticalSlot(_Frozen):

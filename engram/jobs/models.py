@@ -5,19 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from ..models import Fact, FactSource
+from ..models import EngramModel
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JobKind = Literal["derive", "checkpoint", "embed_chunks"]
+#: Built-in kinds are "derive", "checkpoint" and "embed_chunks"; each has a handler
+#: registered with the worker (see :mod:`engram.jobs.handlers`).
+JobKind = str
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class JobError(_Frozen):
+class JobError(EngramModel):
     """One entry of a job's error history."""
 
     attempt: int
@@ -27,7 +25,7 @@ class JobError(_Frozen):
     worker: str | None = None
 
 
-class Job(_Frozen):
+class Job(EngramModel):
     """One row of ``memory_jobs``."""
 
     job_id: int
@@ -52,7 +50,7 @@ class Job(_Frozen):
     finished_at: datetime | None = None
 
 
-class JobStats(_Frozen):
+class JobStats(EngramModel):
     """Queue figures, as ``engram jobs`` prints them."""
 
     queued: int = 0
@@ -72,13 +70,13 @@ class JobStats(_Frozen):
         return self.queued
 
 
-class WorkerOptions(_Frozen):
+class WorkerOptions(EngramModel):
     """Tunables of the queue and the worker loop.
 
     Set ``engram.worker_options = WorkerOptions(...)`` before running a worker.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     lease_seconds: float = Field(default=300.0, gt=0, le=86_400)
     #: How often a worker extends the leases of the jobs it holds; default lease/3.
@@ -107,49 +105,7 @@ class WorkerOptions(_Frozen):
         return self
 
 
-class Checkpoint(_Frozen):
-    """A summary of a task up to ``through_event_id``."""
-
-    checkpoint_id: int
-    user_id: str
-    agent_id: str
-    task_id: str
-    summary: str
-    through_event_id: int
-    turn_count: int
-    created_at: datetime
-
-
-class LineageNode(_Frozen):
-    """One version of a fact in a supersession chain, with the events it came from."""
-
-    fact: Fact
-    #: 0 for the fact asked about; -1, -2 ... for the versions it replaced; 1, 2 ... for later ones.
-    depth: int
-    sources: tuple[FactSource, ...] = ()
-
-
-class Lineage(_Frozen):
-    """Where a fact came from: its versions (oldest first) and their source spans."""
-
-    fact_id: int
-    nodes: tuple[LineageNode, ...]
-
-    @property
-    def current(self) -> Fact:
-        """The newest version in the chain."""
-        return self.nodes[-1].fact
-
-    @property
-    def event_ids(self) -> tuple[int, ...]:
-        seen: dict[int, None] = {}
-        for node in self.nodes:
-            for source in node.sources:
-                seen.setdefault(source.event_id, None)
-        return tuple(seen)
-
-
-class DerivationResult(_Frozen):
+class DerivationResult(EngramModel):
     """What one derive job did (stored in ``memory_jobs.result``)."""
 
     added: tuple[int, ...] = ()

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from ..chunking import estimate_tokens
+from ..tokens import estimate_tokens
 from ..interfaces import RecallCandidate
 from .models import RecallItem
 
@@ -44,14 +45,45 @@ def _norm(text: str) -> str:
     return _WS.sub(" ", text).strip().casefold()
 
 
+K = TypeVar("K", bound=Hashable)
+
+
 @dataclass
-class _Entry:
-    cand: RecallCandidate
-    best: tuple[float, str]
+class Fused:
+    """One id's fused score and the lists that ranked it (in the order they did)."""
+
     score: float = 0.0
-    strategies: list[str] = field(default_factory=list)
-    #: Position in the pinning strategy's list: pinned items keep the policy's slot order.
-    pin_rank: int = 0
+    lists: list[str] = field(default_factory=list)
+    #: The list that contributed most, and what it contributed.
+    best: tuple[float, str] = (0.0, "")
+
+
+def reciprocal_rank_fusion(
+    ranked: Mapping[str, Sequence[K]],
+    *,
+    rrf_k: int,
+    weights: Mapping[str, float] | None = None,
+) -> dict[K, Fused]:
+    """Weighted reciprocal-rank fusion: score(id) = Σ weight(list) / (rrf_k + rank).
+
+    The one fusion rule of Engram: recall fuses its strategies with it, and long
+    inputs fuse their keyword and vector searches with it.  Without ``weights``
+    every list weighs 1.  Insertion order of the result follows first appearance.
+    """
+    fused: dict[K, Fused] = {}
+    for name, ids in ranked.items():
+        weight = 1.0 if weights is None else weights.get(name, 0.0)
+        for rank, key in enumerate(ids, start=1):
+            contribution = weight / (rrf_k + rank)
+            entry = fused.get(key)
+            if entry is None:
+                entry = fused[key] = Fused(best=(contribution, name))
+            entry.score += contribution
+            if name not in entry.lists:
+                entry.lists.append(name)
+            if contribution > entry.best[0]:
+                entry.best = (contribution, name)
+    return fused
 
 
 def fuse(
@@ -64,37 +96,32 @@ def fuse(
 ) -> list[RecallItem]:
     """Fuse strategies' ranked lists into one list, best first.
 
-    score = Σ_strategies weight / (rrf_k + rank), times a gentle recency factor
-    (between 0.85 and 1.0, halving its boost every ``half_life_days``).  Items with
-    the same key, or the same normalised text, are merged.
+    score = Σ_strategies weight / (rrf_k + rank) (:func:`reciprocal_rank_fusion`),
+    times a gentle recency factor (between 0.85 and 1.0, halving its boost every
+    ``half_life_days``).  Items with the same key, or the same normalised text,
+    are merged.
     """
     now = now or datetime.now(UTC)
-    merged: dict[str, _Entry] = {}
+    # Candidates merge by key or by normalised text; the first one seen stands
+    # for the item unless a later one pins it.
     by_text: dict[str, str] = {}
+    chosen: dict[str, RecallCandidate] = {}
+    pin_rank: dict[str, int] = {}
+    keys: dict[str, list[str]] = {}
     for strategy, candidates in ranked.items():
-        weight = weights.get(strategy, 0.0)
+        keys[strategy] = []
         for rank, cand in enumerate(candidates, start=1):
-            contribution = weight / (rrf_k + rank)
-            norm = _norm(cand.text)
-            key = by_text.setdefault(norm, cand.key)
-            entry = merged.get(key)
-            if entry is None:
-                entry = merged[key] = _Entry(cand=cand, best=(contribution, strategy))
-            entry.score += contribution
-            if strategy not in entry.strategies:
-                entry.strategies.append(strategy)
-            if contribution > entry.best[0]:
-                entry.best = (contribution, strategy)
-            if cand.pinned and not entry.cand.pinned:
-                entry.cand = cand
+            key = by_text.setdefault(_norm(cand.text), cand.key)
+            keys[strategy].append(key)
+            known = chosen.get(key)
+            if known is None or (cand.pinned and not known.pinned):
+                chosen[key] = cand
             if cand.pinned:
-                entry.pin_rank = rank
+                pin_rank[key] = rank
+    merged = reciprocal_rank_fusion(keys, rrf_k=rrf_k, weights=weights)
     items: list[RecallItem] = []
-    pin_order: dict[str, int] = {}
     for key, entry in merged.items():
-        if entry.cand.pinned:
-            pin_order[key] = entry.pin_rank
-        cand, score = entry.cand, entry.score
+        cand, score = chosen[key], entry.score
         if cand.created_at is not None:
             age_days = max(0.0, (now - cand.created_at).total_seconds() / 86400)
             score *= 0.85 + 0.15 * math.pow(0.5, age_days / half_life_days)
@@ -106,13 +133,13 @@ def fuse(
                 text=cand.text,
                 score=round(score, 6),
                 strategy=entry.best[1],
-                strategies=tuple(entry.strategies),
+                strategies=tuple(entry.lists),
                 ids=dict(cand.ids),
                 created_at=cand.created_at,
                 pinned=cand.pinned,
             )
         )
-    items.sort(key=lambda i: (not i.pinned, pin_order.get(i.key, 0), -i.score, i.key))
+    items.sort(key=lambda i: (not i.pinned, pin_rank.get(i.key, 0) if i.pinned else 0, -i.score, i.key))
     return items
 
 

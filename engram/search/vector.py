@@ -1,111 +1,23 @@
-"""Embedding spaces and filtered vector search, shared by every table with vectors.
+"""Filtered vector search over any table with an ``embedding``/``embedding_space`` pair.
 
-A database has one active embedding space (embedder name + dimension).  Vector
-columns have no fixed dimension; each space gets a partial HNSW index over a
-``halfvec`` cast of its dimension on every vector table, so a model change needs
-no table rewrite and the index takes half the memory of full-precision vectors.
+The owning stores (facts, ledger, long inputs) call these with their table name;
+every statement filters by the caller's ``user_id`` and ``agent_id``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import asyncpg
 
-from .errors import ConfigurationError
-from .interfaces import Embedder
+from ..embeddings.space import VECTOR_TABLES, EmbeddingSpace, vector_literal
 
-log = logging.getLogger("engram.vectors")
-
-#: Tables holding an ``embedding``/``embedding_space`` pair, with their id column.
-VECTOR_TABLES: dict[str, str] = {
-    "facts": "fact_id",
-    "event_vectors": "event_id",
-    "long_input_chunks": "chunk_id",
-}
+log = logging.getLogger("engram.search")
 
 #: Scopes with at most this many rows are searched exactly (a scan of their rows
 #: through the tenant btree); larger ones go through HNSW with iterative scans.
 EXACT_SEARCH_MAX_ROWS = 10_000
-
-
-@dataclass(frozen=True)
-class EmbeddingSpace:
-    """The embedder a database's vectors belong to."""
-
-    embedder: str
-    dimension: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.embedder}@{self.dimension}"
-
-    @property
-    def literal(self) -> str:
-        # Inlined into SQL (never user input) so the planner can match the
-        # partial HNSW index's predicate even for generic prepared plans.
-        return "'" + self.name.replace("'", "''") + "'"
-
-    def index_name(self, table: str = "facts") -> str:
-        return f"{table}_hnsw_" + hashlib.sha256(self.name.encode()).hexdigest()[:12]
-
-    def vector_sql(self, column: str = "embedding") -> str:
-        return f"({column}::halfvec({self.dimension}))"
-
-
-def space_of(embedder: Embedder) -> EmbeddingSpace:
-    dim = embedder.dimension
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0 or dim > 16000:
-        raise ConfigurationError(f"embedder {embedder.name!r} reports an invalid dimension {dim!r}")
-    return EmbeddingSpace(embedder.name, dim)
-
-
-def vector_literal(vector: Sequence[float]) -> str:
-    """pgvector's text input format; avoids needing a client-side codec."""
-    return "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
-
-
-async def ensure_space(conn: asyncpg.Connection, space: EmbeddingSpace, *, allow_change: bool) -> bool:
-    """Record ``space`` as the database's active one, or refuse a mismatch.
-
-    Returns True when the active space changed and vectors need re-embedding.
-    """
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('engram.embedding_spaces'))")
-        active = await conn.fetchrow("SELECT space, embedder, dimension FROM embedding_spaces WHERE active")
-        changed = False
-        if active is not None and active["space"] != space.name:
-            if not allow_change:
-                raise ConfigurationError(
-                    f"this database's vectors were made by {active['embedder']!r} with dimension "
-                    f"{active['dimension']}, but this client uses {space.embedder!r} with dimension "
-                    f"{space.dimension}. Configure the original embedder (ENGRAM_EMBEDDER), or set "
-                    "ENGRAM_ALLOW_EMBEDDING_DIMENSION_CHANGE=true and run `engram reembed` to move "
-                    "every vector to the new model."
-                )
-            log.warning(
-                "embedding space changes from %s to %s; run `engram reembed`", active["space"], space.name
-            )
-            await conn.execute("UPDATE embedding_spaces SET active = false WHERE active")
-            changed = True
-        if active is None or changed:
-            await conn.execute(
-                "INSERT INTO embedding_spaces (space, embedder, dimension, active) VALUES ($1, $2, $3, true) "
-                "ON CONFLICT (space) DO UPDATE SET active = true",
-                space.name,
-                space.embedder,
-                space.dimension,
-            )
-        for table in VECTOR_TABLES:
-            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
-                await conn.execute(
-                    f"CREATE INDEX IF NOT EXISTS {space.index_name(table)} ON {table} USING hnsw "
-                    f"({space.vector_sql()} halfvec_cosine_ops) WHERE embedding_space = {space.literal}"
-                )
-    return changed
 
 
 async def nearest(

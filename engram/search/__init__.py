@@ -1,0 +1,1 @@
+"""Query builders for scoped keyword and vector search, used by the stores that own the tables."""
