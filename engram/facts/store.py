@@ -327,3 +327,60 @@ async def source_quotes(
         list(fact_ids),
     )
     return rows
+
+
+# --------------------------------------------------------------------------- redaction (privacy)
+
+
+async def fact_ids_from_event(
+    conn: asyncpg.Connection, *, user_id: str, agent_id: str, event_id: int
+) -> list[int]:
+    """The facts whose lineage names ``event_id``."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT fact_id FROM fact_sources WHERE user_id = $1 AND agent_id = $2 AND event_id = $3",
+        user_id,
+        agent_id,
+        event_id,
+    )
+    return [r["fact_id"] for r in rows]
+
+
+async def supersede_without_successor(
+    conn: asyncpg.Connection, *, user_id: str, agent_id: str, fact_ids: Sequence[int]
+) -> list[int]:
+    """Supersede facts with no replacement and drop their vectors; returns their ids, sorted."""
+    rows = await conn.fetch(
+        """UPDATE facts SET status = 'superseded', valid_to = coalesce(valid_to, clock_timestamp()),
+                            embedding = NULL, embedding_space = NULL
+           WHERE user_id = $1 AND agent_id = $2 AND fact_id = ANY($3::bigint[])
+           RETURNING fact_id""",
+        user_id,
+        agent_id,
+        list(fact_ids),
+    )
+    return sorted(r["fact_id"] for r in rows)
+
+
+async def replace_fact_contents(
+    conn: asyncpg.Connection, *, user_id: str, fact_ids: Sequence[int], content: str
+) -> None:
+    """Overwrite the text of the given facts with ``content``."""
+    await conn.execute(
+        "UPDATE facts SET content = $3 WHERE user_id = $1 AND fact_id = ANY($2::bigint[])",
+        user_id,
+        list(fact_ids),
+        content,
+    )
+
+
+async def replace_event_quotes(
+    conn: asyncpg.Connection, *, user_id: str, agent_id: str, event_id: int, quote: str
+) -> None:
+    """Overwrite every lineage quote taken from ``event_id`` with ``quote``."""
+    await conn.execute(
+        "UPDATE fact_sources SET quote = $4 WHERE user_id = $1 AND agent_id = $2 AND event_id = $3",
+        user_id,
+        agent_id,
+        event_id,
+        quote,
+    )

@@ -8,6 +8,7 @@ together or not at all.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -276,3 +277,39 @@ async def lock_usable_events(
         list(event_ids),
     )
     return {r["event_id"] for r in rows}
+
+
+# --------------------------------------------------------------------------- redaction (privacy)
+
+
+async def lock_event(conn: asyncpg.Connection, *, user_id: str, event_id: int) -> None:
+    """Lock an event's row until the transaction ends (two redactions must not interleave)."""
+    await conn.execute(
+        "SELECT 1 FROM events WHERE user_id = $1 AND event_id = $2 FOR UPDATE", user_id, event_id
+    )
+
+
+async def redact_event_content(
+    conn: asyncpg.Connection, *, user_id: str, event_id: int, content: str, redaction: dict[str, Any]
+) -> datetime:
+    """Rewrite an event's content and record when and why (``redaction``); returns ``redacted_at``.
+
+    Opens the ledger trigger's ``redact`` exception for the rest of the
+    transaction: it lets content change, never what locates the row.
+    """
+    await conn.execute("SELECT set_config('engram.ledger_write', 'redact', true)")
+    redacted_at: datetime | None = await conn.fetchval(
+        """UPDATE events SET content = $3, redacted_at = clock_timestamp(), redaction = $4::jsonb
+           WHERE user_id = $1 AND event_id = $2 RETURNING redacted_at""",
+        user_id,
+        event_id,
+        content,
+        redaction,
+    )
+    assert redacted_at is not None
+    return redacted_at
+
+
+async def delete_event_vectors(conn: asyncpg.Connection, *, user_id: str, event_id: int) -> None:
+    """Drop an event's own vectors (computed from its content)."""
+    await conn.execute("DELETE FROM event_vectors WHERE user_id = $1 AND event_id = $2", user_id, event_id)

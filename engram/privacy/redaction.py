@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
-
-from .errors import ConfigurationError, InvalidInputError, PluginError
-from .interfaces import Detection, Redactor
+from ..errors import ConfigurationError, InvalidInputError, PluginError
+from ..interfaces import Detection, Redactor
+from .models import RedactionResult
 
 __all__ = [
     "DEFAULT_REDACTORS",
@@ -38,31 +37,8 @@ DEFAULT_REDACTORS: tuple[str, ...] = ("secrets_and_pii",)
 RedactorSpec = str | Redactor
 
 
-class RedactionResult(BaseModel):
-    """The outcome of :func:`redact`.
-
-    ``detections`` are located in the text that was *passed in*, so they can be
-    used to highlight or audit the original; ``text`` is the redacted copy.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    text: str = Field(description="The input with every detected span replaced by its marker.")
-    detections: list[Detection] = Field(
-        default_factory=list,
-        description="Sorted, non-overlapping spans, as offsets into the original text.",
-    )
-    redactors: tuple[str, ...] = Field(default=(), description="Names of the redactors that ran.")
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def redacted(self) -> bool:
-        """Whether anything was replaced."""
-        return bool(self.detections)
-
-
 def _available() -> dict[str, Redactor]:
-    from . import plugins  # deferred: the plugin manager loads entry points
+    from .. import plugins  # deferred: the plugin manager loads entry points
 
     return plugins.redactors()
 
