@@ -7,7 +7,8 @@ stored ``chunk_id`` and ``quote_hash`` values must still verify years later.
 
 The rules are written out for users in ``docs/citations.md``; keep the two in step.
 
-Only the standard library and pydantic are imported, so ``import engram`` stays cheap.
+Only the standard library and pydantic are imported (besides Engram's error and model
+bases), so ``import engram`` stays cheap.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from ..errors import InvalidInputError
+from ..models import EngramModel
 from ..tokens import estimate_tokens
 
 __all__ = [
@@ -330,7 +332,7 @@ def validate_document_text(text: object, *, max_chars: int = MAX_DOCUMENT_CHARS)
 # ---------------------------------------------------------------------------
 
 
-class ChunkSpan(BaseModel):
+class ChunkSpan(EngramModel):
     """One chunk of a document: ``document[start:end] == text``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
