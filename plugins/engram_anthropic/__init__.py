@@ -24,10 +24,9 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-# The provider-neutral half (prompt, schema, redaction, validation) is shared
-# with the OpenAI extractor so both treat a model's answer identically.
-from engram_openai import _llm
-
+# The provider-neutral half (prompt, schema, redaction, validation, error
+# mapping) is shared with the OpenAI extractor so both treat a model's answer identically.
+from engram import llm
 from engram.errors import ConfigurationError, ExtractionError, missing_extra
 from engram.hookspecs import hookimpl
 from engram.interfaces import CandidateFact, CheckpointRequest, ExtractionRequest
@@ -65,10 +64,10 @@ class AnthropicExtractor:
         settings: object | None = None,
     ) -> None:
         self._anthropic = _import_anthropic()
-        self.base_url = base_url or _llm.setting(
+        self.base_url = base_url or llm.setting(
             settings, "anthropic_base_url", ("ENGRAM_ANTHROPIC_BASE_URL",)
         )
-        key = api_key or _llm.setting(
+        key = api_key or llm.setting(
             settings, "anthropic_api_key", ("ENGRAM_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY")
         )
         if not key:
@@ -78,19 +77,19 @@ class AnthropicExtractor:
                 )
             key = _NO_KEY
         self._api_key = key
-        self.model = model or _llm.setting_or(
+        self.model = model or llm.setting_or(
             settings, "anthropic_model", ("ENGRAM_ANTHROPIC_MODEL",), DEFAULT_MODEL
         )
         self.timeout = (
-            _llm.parse_timeout(timeout)
+            llm.parse_timeout(timeout)
             if timeout is not None
-            else _llm.parse_timeout(_llm.setting(settings, "llm_timeout", ("ENGRAM_LLM_TIMEOUT",)))
+            else llm.parse_timeout(llm.setting(settings, "llm_timeout", ("ENGRAM_LLM_TIMEOUT",)))
         )
         if max_tokens < 1:
             raise ConfigurationError("max_tokens must be at least 1")
         self.max_tokens = max_tokens
         self.name = f"anthropic/{self.model}"
-        self._clients: _llm.LoopBound[AsyncAnthropic] = _llm.LoopBound(self._make_client)
+        self._clients: llm.LoopBound[AsyncAnthropic] = llm.LoopBound(self._make_client)
 
     def _make_client(self) -> AsyncAnthropic:
         # An explicit key also stops the SDK from looking for profiles or
@@ -113,7 +112,7 @@ class AnthropicExtractor:
 
     def _error(self, exc: Exception, what: str) -> ExtractionError:
         """Translate an SDK exception into Engram's retry vocabulary."""
-        return _llm.sdk_error(
+        return llm.sdk_error(
             self._anthropic,
             exc,
             provider="anthropic",
@@ -131,8 +130,8 @@ class AnthropicExtractor:
     async def extract(self, request: ExtractionRequest) -> list[CandidateFact]:
         if not request.events:
             return []
-        redact = _llm.Redactor(request.policy.redaction.before_model)
-        system, user = _llm.extraction_prompt(request, redact)
+        redact = llm.BeforeModelRedactor(request.policy.redaction.before_model)
+        system, user = llm.extraction_prompt(request, redact)
         message = await self._create(
             "extraction",
             max_tokens=self.max_tokens,
@@ -140,30 +139,30 @@ class AnthropicExtractor:
             messages=[{"role": "user", "content": user}],
             tools=[
                 {
-                    "name": _llm.TOOL_NAME,
+                    "name": llm.TOOL_NAME,
                     "description": "Record the durable facts found in the events (an empty list if none).",
-                    "input_schema": _llm.facts_schema(request),
+                    "input_schema": llm.facts_schema(request),
                 }
             ],
             # Forcing the tool means the answer is always structured input,
             # never prose we would have to parse.
-            tool_choice={"type": "tool", "name": _llm.TOOL_NAME},
+            tool_choice={"type": "tool", "name": llm.TOOL_NAME},
         )
         if message.stop_reason == "max_tokens":
             raise ExtractionError(f"{self.name}: the answer was cut off at max_tokens={self.max_tokens}")
         for block in message.content:
-            if getattr(block, "type", None) == "tool_use" and getattr(block, "name", None) == _llm.TOOL_NAME:
-                return _llm.parse_facts(block.input, request, self.name)
+            if getattr(block, "type", None) == "tool_use" and getattr(block, "name", None) == llm.TOOL_NAME:
+                return llm.parse_facts(block.input, request, self.name)
         # Some proxies drop tool support and answer in text; accept JSON there
         # rather than failing a job that did produce an answer.
         text = "".join(getattr(b, "text", "") for b in message.content if getattr(b, "type", None) == "text")
         if text.strip():
-            return _llm.parse_facts(_llm.loads_model_json(text, self.name), request, self.name)
-        raise ExtractionError(f"{self.name}: the model did not call {_llm.TOOL_NAME}")
+            return llm.parse_facts(llm.loads_model_json(text, self.name), request, self.name)
+        raise ExtractionError(f"{self.name}: the model did not call {llm.TOOL_NAME}")
 
     async def summarize(self, request: CheckpointRequest) -> str:
-        redact = _llm.Redactor(request.policy.redaction.before_model)
-        system, user = _llm.summary_prompt(request, redact)
+        redact = llm.BeforeModelRedactor(request.policy.redaction.before_model)
+        system, user = llm.summary_prompt(request, redact)
         message = await self._create(
             "summary",
             max_tokens=_SUMMARY_MAX_TOKENS,
@@ -171,7 +170,7 @@ class AnthropicExtractor:
             messages=[{"role": "user", "content": user}],
         )
         text = "".join(getattr(b, "text", "") for b in message.content if getattr(b, "type", None) == "text")
-        return _llm.clean_summary(text, self.name)
+        return llm.clean_summary(text, self.name)
 
     def __repr__(self) -> str:
         return f"AnthropicExtractor(name={self.name!r}, base_url={self.base_url!r})"

@@ -29,11 +29,10 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from engram import llm
 from engram.errors import ConfigurationError, ExtractionError, missing_extra
 from engram.hookspecs import hookimpl
 from engram.interfaces import CandidateFact, CheckpointRequest, ExtractionRequest
-
-from . import _llm
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -72,7 +71,7 @@ def _import_openai() -> Any:
 
 
 def _api_key(api_key: str | None, base_url: str | None, settings: object | None) -> str:
-    key = api_key or _llm.setting(settings, "openai_api_key", ("ENGRAM_OPENAI_API_KEY", "OPENAI_API_KEY"))
+    key = api_key or llm.setting(settings, "openai_api_key", ("ENGRAM_OPENAI_API_KEY", "OPENAI_API_KEY"))
     if key:
         return key
     if base_url:
@@ -95,14 +94,14 @@ class _OpenAIBase:
         settings: object | None,
     ) -> None:
         self._openai = _import_openai()  # fail at construction, with the extra to install
-        self.base_url = base_url or _llm.setting(settings, "openai_base_url", ("ENGRAM_OPENAI_BASE_URL",))
+        self.base_url = base_url or llm.setting(settings, "openai_base_url", ("ENGRAM_OPENAI_BASE_URL",))
         self._api_key = _api_key(api_key, self.base_url, settings)
         self.timeout = (
-            _llm.parse_timeout(timeout)
+            llm.parse_timeout(timeout)
             if timeout is not None
-            else _llm.parse_timeout(_llm.setting(settings, "llm_timeout", ("ENGRAM_LLM_TIMEOUT",)))
+            else llm.parse_timeout(llm.setting(settings, "llm_timeout", ("ENGRAM_LLM_TIMEOUT",)))
         )
-        self._clients: _llm.LoopBound[AsyncOpenAI] = _llm.LoopBound(self._make_client)
+        self._clients: llm.LoopBound[AsyncOpenAI] = llm.LoopBound(self._make_client)
 
     def _make_client(self) -> AsyncOpenAI:
         kwargs: dict[str, Any] = {"api_key": self._api_key, "timeout": self.timeout, "max_retries": 0}
@@ -124,7 +123,7 @@ class _OpenAIBase:
 
     def _error(self, exc: Exception, what: str) -> ExtractionError:
         """Translate an SDK exception into Engram's retry vocabulary."""
-        return _llm.sdk_error(
+        return llm.sdk_error(
             self._openai,
             exc,
             provider="openai",
@@ -157,15 +156,13 @@ class OpenAIEmbedder(_OpenAIBase):
         settings: object | None = None,
     ) -> None:
         super().__init__(api_key=api_key, base_url=base_url, timeout=timeout, settings=settings)
-        self.model = model or _llm.setting_or(
+        self.model = model or llm.setting_or(
             settings, "openai_embedding_model", ("ENGRAM_OPENAI_EMBEDDING_MODEL",), DEFAULT_EMBEDDING_MODEL
         )
         raw_dims = (
             dimensions
             if dimensions is not None
-            else _llm.setting(
-                settings, "openai_embedding_dimensions", ("ENGRAM_OPENAI_EMBEDDING_DIMENSIONS",)
-            )
+            else llm.setting(settings, "openai_embedding_dimensions", ("ENGRAM_OPENAI_EMBEDDING_DIMENSIONS",))
         )
         try:
             self.dimension = int(raw_dims) if raw_dims is not None else DEFAULT_EMBEDDING_DIMENSIONS
@@ -249,7 +246,7 @@ class OpenAIExtractor(_OpenAIBase):
         settings: object | None = None,
     ) -> None:
         super().__init__(api_key=api_key, base_url=base_url, timeout=timeout, settings=settings)
-        self.model = model or _llm.setting_or(
+        self.model = model or llm.setting_or(
             settings, "openai_extraction_model", ("ENGRAM_OPENAI_EXTRACTION_MODEL",), DEFAULT_EXTRACTION_MODEL
         )
         # Not sent unless set: reasoning models reject a temperature.
@@ -286,20 +283,20 @@ class OpenAIExtractor(_OpenAIBase):
     async def extract(self, request: ExtractionRequest) -> list[CandidateFact]:
         if not request.events:
             return []
-        redact = _llm.Redactor(request.policy.redaction.before_model)
-        system, user = _llm.extraction_prompt(request, redact)
+        redact = llm.BeforeModelRedactor(request.policy.redaction.before_model)
+        system, user = llm.extraction_prompt(request, redact)
         response_format = {
             "type": "json_schema",
-            "json_schema": {"name": _llm.TOOL_NAME, "strict": True, "schema": _llm.facts_schema(request)},
+            "json_schema": {"name": llm.TOOL_NAME, "strict": True, "schema": llm.facts_schema(request)},
         }
         content = await self._complete(system, user, "extraction", response_format)
-        payload = _llm.loads_model_json(content, self.name)
-        return _llm.parse_facts(payload, request, self.name)
+        payload = llm.loads_model_json(content, self.name)
+        return llm.parse_facts(payload, request, self.name)
 
     async def summarize(self, request: CheckpointRequest) -> str:
-        redact = _llm.Redactor(request.policy.redaction.before_model)
-        system, user = _llm.summary_prompt(request, redact)
-        return _llm.clean_summary(await self._complete(system, user, "summary", None), self.name)
+        redact = llm.BeforeModelRedactor(request.policy.redaction.before_model)
+        system, user = llm.summary_prompt(request, redact)
+        return llm.clean_summary(await self._complete(system, user, "summary", None), self.name)
 
     def __repr__(self) -> str:
         return f"OpenAIExtractor(name={self.name!r}, base_url={self.base_url!r})"

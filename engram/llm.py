@@ -1,13 +1,20 @@
-"""Provider-neutral parts of the hosted-model extractors.
+"""Toolkit for extractor plugins that call a hosted language model.
 
-The OpenAI and Anthropic extractors differ only in how they call their API and
-how that API's errors look.  Everything else lives here so both behave the same:
-settings lookup, redaction before text leaves the process, the prompt, the
-output schema, validation of the model's answer, mapping quotes back to exact
-spans, and reading a provider's Retry-After.
+An extractor that sends the ledger to a hosted model (OpenAI, Anthropic, or a
+server that speaks one of their APIs) has to do the same things whatever the
+provider: read its settings, redact text before it leaves the process, build
+the extraction and summary prompts, describe the answer it expects as a JSON
+Schema, validate that answer, map the model's quotes back to exact spans of the
+ledger, and turn the provider SDK's exceptions into Engram's retry vocabulary
+(`ExtractionError`, and `RateLimitedError` with the provider's Retry-After).
 
-The Anthropic plugin imports this module; both ship in the same distribution, and
-nothing here imports a provider SDK.
+This module is that shared half, public so that third-party extractor plugins
+can behave exactly like the built-in `openai` and `anthropic` ones.  A plugin
+keeps only what is specific to its provider: how it builds its SDK client, how
+it asks for structured output, and how it reads the answer out of a response.
+
+Importing this module loads no provider SDK and no plugin; redactors are
+resolved when a `BeforeModelRedactor` is created.
 """
 
 from __future__ import annotations
@@ -21,21 +28,43 @@ import math
 import os
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engram.errors import ConfigurationError, ExtractionError, PluginError, RateLimitedError
-from engram.interfaces import CandidateFact, CheckpointRequest, ExtractionRequest, SourceEvent, SourceSpan
+from .errors import ConfigurationError, ExtractionError, PluginError, RateLimitedError
+from .interfaces import CandidateFact, CheckpointRequest, ExtractionRequest, SourceEvent, SourceSpan
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "TOOL_NAME",
+    "BeforeModelRedactor",
+    "LoopBound",
+    "SDKErrors",
+    "clean_summary",
+    "extraction_prompt",
+    "facts_schema",
+    "loads_model_json",
+    "parse_facts",
+    "parse_timeout",
+    "retry_after_seconds",
+    "sdk_error",
+    "setting",
+    "setting_or",
+    "summary_prompt",
+]
 
 log = logging.getLogger("engram.extractors")
 
+#: Seconds per request when neither the caller nor ENGRAM_LLM_TIMEOUT says otherwise.
 DEFAULT_TIMEOUT = 30.0
-#: Tool / schema name shared by both providers.
+#: Name of the tool (Anthropic) or response schema (OpenAI) the model answers through.
 TOOL_NAME = "record_facts"
 _MAX_FACT_CHARS = 2000  # CandidateFact.content's limit
 _SNIPPET = 200  # how much of a bad model answer an error message may quote
+# Where the kernel's redaction functions live; imported only when redactors are configured.
+_REDACTION_MODULE = "engram.privacy.redaction"
 
 T = TypeVar("T")
 
@@ -43,10 +72,12 @@ T = TypeVar("T")
 
 
 def setting(settings: object | None, attr: str, env: Sequence[str], default: str | None = None) -> str | None:
-    """Resolve one knob: a non-empty ``settings.<attr>``, else the first non-empty env var, else ``default``.
+    """Resolve one configuration value for a plugin.
 
-    Environment variables are read when a factory runs, not at import, so a
-    process can change them before creating an extractor.
+    The value is `settings.<attr>` when the settings object has a non-empty one,
+    else the first non-empty environment variable named in `env`, else
+    `default`.  Call it when the extractor is created, not at import time, so a
+    process can still change its environment before then.
     """
     value = getattr(settings, attr, None) if settings is not None else None
     if value is not None and str(value) != "":
@@ -59,11 +90,16 @@ def setting(settings: object | None, attr: str, env: Sequence[str], default: str
 
 
 def setting_or(settings: object | None, attr: str, env: Sequence[str], default: str) -> str:
-    """:func:`setting` with a default, so the result is never ``None``."""
+    """Like `setting`, but falls back to `default` so the result is always a string."""
     return setting(settings, attr, env) or default
 
 
 def parse_timeout(raw: str | float | None) -> float:
+    """Read a request timeout in seconds, as given to a constructor or in ENGRAM_LLM_TIMEOUT.
+
+    `None` gives `DEFAULT_TIMEOUT`.  Anything that is not a positive, finite
+    number raises `ConfigurationError`.
+    """
     if raw is None:
         return DEFAULT_TIMEOUT
     try:
@@ -76,12 +112,12 @@ def parse_timeout(raw: str | float | None) -> float:
 
 
 class LoopBound(Generic[T]):
-    """One SDK client per running event loop.
+    """Keeps one SDK client per running event loop, made on first use by `make`.
 
     SDK clients pool connections that belong to the loop that opened them; reusing
-    one from another loop (a CLI that calls ``asyncio.run`` twice, a test suite
-    with per-test loops) fails with "Event loop is closed".  A weak map keyed by
-    the loop lets clients for finished loops be collected.
+    one from another loop (a CLI that calls `asyncio.run` twice, a test suite
+    with per-test loops) fails with "Event loop is closed".  Clients are held in
+    a weak map keyed by the loop, so those of finished loops can be collected.
     """
 
     def __init__(self, make: Callable[[], T]) -> None:
@@ -89,6 +125,7 @@ class LoopBound(Generic[T]):
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = weakref.WeakKeyDictionary()
 
     def get(self) -> T:
+        """The client for the running event loop, made now if this loop has none yet."""
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
@@ -97,6 +134,7 @@ class LoopBound(Generic[T]):
         return client
 
     def pop_current(self) -> T | None:
+        """Forget the running loop's client and return it (so the caller can close it), if there is one."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -108,16 +146,23 @@ class LoopBound(Generic[T]):
 
 
 class _RedactionModule(Protocol):
+    # The part of the kernel's redaction module used here.  Typed structurally so
+    # that this module never imports it eagerly: it loads redactor plugins.
     def detect_all(self, text: str, redactors: Sequence[Any]) -> list[Any]: ...
 
     def apply_detections(self, text: str, detections: Sequence[Any]) -> str: ...
 
 
-class Redactor:
-    """Applies a policy's ``redaction.before_model`` redactors to outgoing text.
+class BeforeModelRedactor:
+    """Applies a policy's `redaction.before_model` redactors to text about to be sent.
 
-    Fails closed: if redactors are configured but the redaction module cannot be
-    loaded, nothing is sent.
+    Create one per request from `policy.redaction.before_model` and call it on
+    every piece of user-supplied text that goes into a prompt.  Redactor names
+    are resolved when the object is created, so an unknown name raises
+    `ConfigurationError` before anything is sent.  It fails closed: if redactors
+    are configured but the redaction module cannot be loaded, it raises
+    `PluginError` rather than let unredacted text leave the process.  With no
+    redactor names it returns text unchanged.
     """
 
     def __init__(self, names: Sequence[str]) -> None:
@@ -127,21 +172,24 @@ class Redactor:
         if self.names:
             try:
                 # Imported lazily: the kernel module loads redactor plugins, which
-                # this package must not pull in at import time.
-                module = importlib.import_module("engram.redaction")
+                # importing this module must not do.
+                module = importlib.import_module(_REDACTION_MODULE)
             except ImportError as exc:
                 raise PluginError(
                     "the policy asks for redaction before hosted models "
-                    f"({', '.join(self.names)}) but engram.redaction is unavailable; refusing to send text"
+                    f"({', '.join(self.names)}) but {_REDACTION_MODULE} is unavailable; refusing to send text"
                 ) from exc
             self._module = cast(_RedactionModule, module)
             # Resolve names to redactor objects once, up front: an unknown name
             # fails before anything is sent, and each text skips the registry lookup.
-            resolve = getattr(module, "resolve_redactors", None)
+            resolve: Callable[[Sequence[str]], Iterable[Any]] | None = getattr(
+                module, "resolve_redactors", None
+            )
             if resolve is not None:
                 self._redactors = list(resolve(self.names))
 
     def __call__(self, text: str) -> str:
+        """Return `text` with every detected secret or personal detail replaced by a marker."""
         if self._module is None or not text:
             return text
         detections = self._module.detect_all(text, self._redactors or self.names)
@@ -151,15 +199,22 @@ class Redactor:
 # --------------------------------------------------------------------------- prompts
 
 
-def _events_json(events: Sequence[SourceEvent], redact: Redactor) -> str:
+def _events_json(events: Sequence[SourceEvent], redact: BeforeModelRedactor) -> str:
     # JSON rather than free text: event boundaries stay unambiguous and a turn
     # that imitates a prompt header cannot pass itself off as instructions.
     rows = [{"id": e.event_id, "role": e.role, "content": redact(e.content)} for e in events]
     return json.dumps(rows, ensure_ascii=False, indent=1)
 
 
-def extraction_prompt(request: ExtractionRequest, redact: Redactor) -> tuple[str, str]:
-    """Return (system, user) messages for fact extraction.  User-supplied text is redacted."""
+def extraction_prompt(request: ExtractionRequest, redact: BeforeModelRedactor) -> tuple[str, str]:
+    """Build the system and user messages that ask a model to extract facts.
+
+    The system message carries the policy's extraction instructions, its
+    categories and critical slots, and the rules of the answer; the user message
+    carries the current slot values and the events as JSON.  Every piece of
+    user-supplied text goes through `redact` first.  The model is expected to
+    answer in the shape of `facts_schema(request)`.
+    """
     policy = request.policy
     lines = [
         "You extract long-term memory for an AI agent from events of its conversation log.",
@@ -203,8 +258,13 @@ def extraction_prompt(request: ExtractionRequest, redact: Redactor) -> tuple[str
     return system, "\n\n".join(parts)
 
 
-def summary_prompt(request: CheckpointRequest, redact: Redactor) -> tuple[str, str]:
-    """Return (system, user) messages for a checkpoint summary.  User-supplied text is redacted."""
+def summary_prompt(request: CheckpointRequest, redact: BeforeModelRedactor) -> tuple[str, str]:
+    """Build the system and user messages that ask a model for a task checkpoint summary.
+
+    The user message holds the previous checkpoint, if any, and the new events,
+    all passed through `redact`.  The answer is plain text; check it with
+    `clean_summary`.
+    """
     system = (
         "You keep a running checkpoint of an AI agent's task so that work can resume later "
         "without rereading the whole log. Write a concise plain-text summary (at most about 150 "
@@ -222,10 +282,12 @@ def summary_prompt(request: CheckpointRequest, redact: Redactor) -> tuple[str, s
 
 
 def facts_schema(request: ExtractionRequest) -> dict[str, Any]:
-    """JSON Schema for the model's answer, valid for OpenAI strict mode and Anthropic tools.
+    """The JSON Schema of the answer `parse_facts` accepts, for this request's policy.
 
-    Strict mode wants every property listed in ``required`` and no extra keys;
-    optional values are therefore nullable rather than omitted.
+    It is valid both as an OpenAI strict-mode response schema and as an
+    Anthropic tool's input schema.  Strict mode wants every property listed as
+    required and no extra keys, so optional values are nullable rather than
+    omitted; categories and slots are limited to the policy's own.
     """
     policy = request.policy
 
@@ -286,7 +348,11 @@ def _snippet(text: str) -> str:
 
 
 def loads_model_json(text: str | None, provider: str) -> object:
-    """Parse the model's JSON answer, turning any failure into an ``ExtractionError``."""
+    """Parse a model's text answer as JSON.
+
+    An empty answer or invalid JSON raises `ExtractionError` (quoting the start
+    of the answer), named after `provider`, so the job is retried.
+    """
     if text is None or not text.strip():
         raise ExtractionError(f"{provider}: the model returned no content")
     try:
@@ -316,18 +382,20 @@ def _find_span(
 
 
 def parse_facts(payload: object, request: ExtractionRequest, provider: str) -> list[CandidateFact]:
-    """Validate the model's answer and turn it into candidate facts.
+    """Validate a model's answer (already parsed JSON) and turn it into candidate facts.
 
-    The *shape* must match the schema, otherwise the whole answer is refused with
-    an ``ExtractionError`` (a retry may well succeed).  Individual facts that are
-    well-formed but unusable are dropped or normalised, and logged:
+    The shape must match `facts_schema`, otherwise the whole answer is refused
+    with an `ExtractionError` (a retry may well succeed).  Individual facts that
+    are well-formed but unusable are dropped or normalised, and logged:
 
-    * a source id that is not one of the request's events → the fact is dropped
+    * a source id that is not one of the request's events: the fact is dropped
       (the model invented lineage);
-    * no source ids → the event containing the quote is used; without one the
+    * no source ids: the event containing the quote is used; without one the
       fact is dropped, since every stored fact must trace back to the ledger;
-    * a quote not found verbatim → the fact is kept without a span;
-    * an unknown category or slot → set to ``None``; confidence is clamped to 0..1.
+    * a quote not found verbatim in the original (unredacted) event content:
+      the fact is kept without a span;
+    * an unknown category or slot is set to `None`; confidence is clamped to
+      0..1 (0.7 when missing).
     """
     try:
         answer = _FactsOut.model_validate(payload)
@@ -380,6 +448,7 @@ def parse_facts(payload: object, request: ExtractionRequest, provider: str) -> l
 
 
 def clean_summary(text: str | None, provider: str) -> str:
+    """Strip a model's summary; an empty one raises `ExtractionError`, named after `provider`."""
     summary = (text or "").strip()
     if not summary:
         raise ExtractionError(f"{provider}: the model returned an empty summary")
@@ -390,11 +459,11 @@ def clean_summary(text: str | None, provider: str) -> str:
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds a provider asked us to wait, from ``retry-after-ms`` or ``retry-after``.
+    """Seconds a provider asked us to wait, read from its response headers.
 
-    ``retry-after-ms`` (OpenAI) is more precise, so it wins.  ``retry-after`` may
-    be seconds or an HTTP date.  Anything unparseable yields ``None`` and the job
-    queue falls back to its own backoff.
+    `retry-after-ms` (sent by OpenAI) is more precise, so it wins over
+    `retry-after`, which may be seconds or an HTTP date.  No header, or one that
+    cannot be read, gives `None`, and the job queue falls back to its own backoff.
     """
     if headers is None:
         return None
@@ -421,25 +490,65 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def sdk_error(
-    sdk: Any, exc: Exception, *, provider: str, what: str, where: str, timeout: float
-) -> ExtractionError:
-    """Translate an OpenAI or Anthropic SDK exception into Engram's retry vocabulary.
+class SDKErrors(Protocol):
+    """The exception classes `sdk_error` needs from a provider SDK.
 
-    Both official SDKs share the same exception taxonomy (APIStatusError,
-    APITimeoutError, APIConnectionError), so one mapping serves both: 429 snoozes
-    the job for Retry-After, everything else is a retryable ExtractionError.
+    The `openai` and `anthropic` modules both provide them, so either module can
+    be passed as it is.
+    """
+
+    @property
+    def APIStatusError(self) -> type[Exception]:
+        """Raised for an HTTP error status; has `status_code`, `response` and `message`."""
+        ...
+
+    @property
+    def APITimeoutError(self) -> type[Exception]:
+        """Raised when the request timed out."""
+        ...
+
+    @property
+    def APIConnectionError(self) -> type[Exception]:
+        """Raised when the server could not be reached."""
+        ...
+
+
+def _status_code(exc: Exception) -> int:
+    status = getattr(exc, "status_code", 0)
+    return status if isinstance(status, int) else 0
+
+
+def _response_headers(exc: Exception) -> Mapping[str, str] | None:
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    return headers if isinstance(headers, Mapping) else None
+
+
+def sdk_error(
+    sdk: SDKErrors, exc: Exception, *, provider: str, what: str, where: str, timeout: float
+) -> ExtractionError:
+    """Translate a provider SDK's exception into the error an extractor should raise.
+
+    Both official SDKs share the same exception taxonomy, so one mapping serves
+    both.  A 429 becomes a `RateLimitedError` carrying the provider's
+    Retry-After, so the job queue snoozes the job for that long; a server error,
+    a client error, a timeout, a connection failure or a response body that is
+    not JSON becomes an `ExtractionError`, which the queue retries with backoff.
+    `provider` and `what` (such as "embeddings" or "extraction") name the call in
+    the message, `where` names the server and `timeout` is the configured limit
+    in seconds.  The caller raises the result, chained to `exc`.
     """
     if isinstance(exc, sdk.APIStatusError):
-        status: int = exc.status_code
+        status = _status_code(exc)
         if status == 429:
             return RateLimitedError(
                 f"{provider} {what}: rate limited (429) by {where}",
-                retry_after=retry_after_seconds(exc.response.headers),
+                retry_after=retry_after_seconds(_response_headers(exc)),
             )
         if status >= 500:  # includes Anthropic's 529 "overloaded"
             return ExtractionError(f"{provider} {what}: server error {status} from {where}; will be retried")
-        return ExtractionError(f"{provider} {what}: request refused with {status} by {where}: {exc.message}")
+        message = getattr(exc, "message", exc)
+        return ExtractionError(f"{provider} {what}: request refused with {status} by {where}: {message}")
+    # Timeouts first: the SDKs' APITimeoutError is a kind of APIConnectionError.
     if isinstance(exc, sdk.APITimeoutError):
         return ExtractionError(f"{provider} {what}: no answer from {where} within {timeout:g}s")
     if isinstance(exc, sdk.APIConnectionError):
