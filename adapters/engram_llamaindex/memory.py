@@ -212,6 +212,8 @@ class EngramWriteThroughMemory(BaseMemory):
         return "EngramWriteThroughMemory"
 
     @classmethod
+    # BaseMemory.from_defaults takes only **kwargs; this one needs required keyword
+    # arguments (engram, user_id, ...), a deliberate narrowing of the signature.
     def from_defaults(  # type: ignore[override]
         cls,
         engram: Engram | SyncBridge,

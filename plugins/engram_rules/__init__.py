@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 
 from engram.hookspecs import hookimpl
 from engram.interfaces import CandidateFact, CheckpointRequest, ExtractionRequest
@@ -96,7 +95,7 @@ def _restates(fact: CandidateFact, current: str | None) -> bool:
 
 @hookimpl
 def register_extractors(register: Callable[..., None]) -> None:
-    def factory(settings: Any = None) -> RulesExtractor:
+    def factory(settings: object | None = None) -> RulesExtractor:
         return RulesExtractor()
 
     register("rules", factory)
