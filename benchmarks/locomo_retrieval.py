@@ -132,7 +132,7 @@ async def ranked_dia_ids(
 
 
 async def fact_lineage(engram: Engram, scope: dict[str, str]) -> dict[int, list[int]]:
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         rows = await conn.fetch(
             "SELECT fact_id, array_agg(event_id ORDER BY event_id) AS events FROM fact_sources "
             "WHERE user_id = $1 AND agent_id = $2 GROUP BY fact_id",
@@ -162,7 +162,7 @@ async def main(args: argparse.Namespace, data: list[dict[str, Any]]) -> None:
             results: dict[str, dict[str, list[float]]] = {}
             latency: dict[str, list[float]] = defaultdict(list)
             for pol in (FUSED, RANK_FUSION, KEYWORD, VECTOR):
-                engram._query_cache = None  # every run embeds its questions: comparable latency
+                engram._rt.query_cache.clear()  # every run embeds its questions: comparable latency
                 per: dict[str, list[float]] = defaultdict(list)
                 for conv, scope, event_to_dia in convs:
                     fact_events = await fact_lineage(engram, scope)

@@ -14,7 +14,7 @@ one request at a time) for:
 
 - ``exact SQL (floor)``: the raw ``ORDER BY embedding <=> q LIMIT k`` over the
   scope, planned for its actual parameters (custom plans);
-- ``nearest()``: :func:`engram.vectors.nearest` as the facts strategy calls it,
+- ``nearest()``: :func:`engram.search.vector.nearest` as the facts strategy calls it,
   on a connection with default settings and asyncpg's statement cache, as the
   client pool uses (with recall@k against the floor's result);
 - ``recall excl. emb.``: ``trace_recall`` through the whole pipeline (every
@@ -60,7 +60,8 @@ import numpy as np
 from _common import benchmark_database, percentile, restart_embedded
 
 from engram import Engram
-from engram.vectors import EXACT_SEARCH_MAX_ROWS, EmbeddingSpace, nearest, vector_literal
+from engram.embeddings.space import EmbeddingSpace, vector_literal
+from engram.search.vector import EXACT_SEARCH_MAX_ROWS, nearest
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSION = 384
@@ -444,7 +445,7 @@ async def measure_path(
         return [h[0] for h in hits]
 
     async def recall_with(client: Engram, t: int, q: str) -> Any:
-        client._query_cache = None  # every recall embeds its query (no LRU hits)
+        client._rt.query_cache.clear()  # every recall embeds its query (no LRU hits)
         return await client.trace_recall(q, agent_id=AGENT, user_id=user_of(t))
 
     modes: dict[str, Any] = {

@@ -103,7 +103,7 @@ def end_to_end(dsn: str, turns: int, workers: int, home: str) -> None:
     async def facts() -> int:
         from engram import Engram
 
-        async with Engram(dsn, embedder="sentence-transformers") as e, e._connection() as conn:
+        async with Engram(dsn, embedder="sentence-transformers") as e, e._rt.connection() as conn:
             n: int = await conn.fetchval("SELECT count(*) FROM facts WHERE user_id = $1", user)
             return n
 
@@ -125,10 +125,10 @@ def end_to_end(dsn: str, turns: int, workers: int, home: str) -> None:
 
 async def queue_only(dsn: str, jobs: int) -> None:
     from engram import Engram
-    from engram.jobs import queue
+    from engram.jobs import store as queue
 
     user = f"qbench-{uuid.uuid4().hex[:8]}"
-    async with Engram(dsn, embedder="sentence-transformers") as e, e._connection() as conn:
+    async with Engram(dsn, embedder="sentence-transformers") as e, e._rt.connection() as conn:
         await conn.execute(
             """INSERT INTO memory_jobs (user_id, agent_id, kind, payload)
                SELECT $1, 'bench', 'derive', '{}'::jsonb FROM generate_series(1, $2)""",

@@ -8,7 +8,7 @@ import uuid
 
 import click
 
-from .cli import run_async
+from .clitools import run_async
 
 CONVERSATION = [
     (

@@ -50,6 +50,12 @@ def register_policies(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_commands(cli: Any) -> None:
+    """Add commands to the ``engram`` command line: ``cli`` is its ``click.Group``;
+    call ``cli.add_command(command)``.  Built-in commands cannot be replaced."""
+
+
+@hookspec
 def event_recorded(event: Any) -> None:
     """Observe a ledger event after its transaction committed (an :class:`engram.models.Event`)."""
 

@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from .models import EngramModel
 from .policy import MemoryPolicy
-
 
 # --------------------------------------------------------------------------- embedders
 

@@ -13,25 +13,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigurationError
 from .models import EngramModel
-
-#: Recall strategies that ship with Engram.  Weights may only name these or a
-#: strategy registered by a plugin (checked when the client resolves the policy).
-BUILTIN_STRATEGIES = (
-    "critical_slots",
-    "facts_vector",
-    "facts_keyword",
-    "recent_ledger",
-    "ledger_search",
-    "ledger_vector",
-    "ledger_hybrid",
-    "checkpoint",
-    "long_input",
-    "lineage",
-)
 
 _SLOT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -279,7 +264,11 @@ def policy_from_mapping(
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigurationError(f"invalid memory policy in {source}: {problems}") from exc
-    policy.check_strategies(known_strategies or set(BUILTIN_STRATEGIES))
+    if known_strategies is None:
+        from . import plugins  # the policy model itself knows no strategy
+
+        known_strategies = set(plugins.recall_strategies())
+    policy.check_strategies(known_strategies)
     return policy
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from .policy import MemoryPolicy, load_policy_file
 from .settings import EngramSettings
 
 PolicySpec = str | Path | MemoryPolicy | None
+QUERY_CACHE_SIZE = 2048
 
 
 def resolve_policy(spec: PolicySpec, settings: EngramSettings) -> MemoryPolicy:
@@ -143,6 +145,8 @@ class Runtime:
         self._extractor_spec = extractor
         self._extractor: Extractor | None = None
         self._space: EmbeddingSpace | None = None
+        #: Query embeddings by (embedder, query): agents repeat themselves.
+        self.query_cache: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
         # Resolve the policy eagerly: an unknown name should fail at construction,
         # before a pool is opened.
         self.policy: MemoryPolicy = resolve_policy(memory_policy, settings)
@@ -219,6 +223,20 @@ class Runtime:
                 raise PluginError(f"extractor {spec!r} does not implement the Extractor protocol")
             self._extractor = made
         return self._extractor
+
+    async def embed_query(self, query: str) -> list[float]:
+        """A query's embedding, through a small LRU cache shared by recall and long inputs."""
+        embedder = self.embedder()
+        key = (embedder.name, query)
+        cached = self.query_cache.get(key)
+        if cached is not None:
+            self.query_cache.move_to_end(key)
+            return cached
+        vector = await embedder.embed_query(query)
+        self.query_cache[key] = vector
+        if len(self.query_cache) > QUERY_CACHE_SIZE:
+            self.query_cache.popitem(last=False)
+        return vector
 
     @property
     def embedding_space(self) -> EmbeddingSpace:

@@ -11,15 +11,11 @@ _CHECKPOINT_COLUMNS = (
 )
 
 
-async def latest_checkpoint_row(
+async def latest_checkpoint(
     conn: asyncpg.Connection, *, user_id: str, agent_id: str, task_id: str
-) -> asyncpg.Record | None:
-    """The task's newest checkpoint row, or None.
-
-    Columns: checkpoint_id, user_id, agent_id, task_id, summary, through_event_id,
-    turn_count, created_at.  Recall's checkpoint strategy calls this.
-    """
-    row: asyncpg.Record | None = await conn.fetchrow(
+) -> Checkpoint | None:
+    """The task's newest checkpoint, or None."""
+    row = await conn.fetchrow(
         f"""SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints
             WHERE user_id = $1 AND agent_id = $2 AND task_id = $3
             ORDER BY checkpoint_id DESC LIMIT 1""",
@@ -27,7 +23,7 @@ async def latest_checkpoint_row(
         agent_id,
         task_id,
     )
-    return row
+    return checkpoint_from_row(row) if row else None
 
 
 def checkpoint_from_row(row: asyncpg.Record) -> Checkpoint:

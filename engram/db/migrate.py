@@ -91,6 +91,14 @@ async def applied_migrations(conn: asyncpg.Connection) -> dict[int, str]:
     return {r["version"]: r["checksum"] for r in rows}
 
 
+async def migration_history(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Applied migrations, oldest first: version, name, applied_at."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT version, name, applied_at FROM engram_migrations ORDER BY version"
+    )
+    return rows
+
+
 async def migrate(conn: asyncpg.Connection) -> list[int]:
     """Apply pending migrations in one transaction.  Returns the versions applied."""
     wanted = available_migrations()

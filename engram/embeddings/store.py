@@ -49,3 +49,9 @@ async def ensure_space(conn: asyncpg.Connection, space: EmbeddingSpace, *, allow
                 f"({space.vector_sql()} halfvec_cosine_ops) WHERE embedding_space = {space.literal}"
             )
     return changed
+
+
+async def active_space(conn: asyncpg.Connection) -> EmbeddingSpace | None:
+    """The space the database's vectors are in (None before any client connected)."""
+    row = await conn.fetchrow("SELECT embedder, dimension FROM embedding_spaces WHERE active")
+    return EmbeddingSpace(row["embedder"], row["dimension"]) if row else None

@@ -185,10 +185,10 @@ class FactsService:
                 metadata=meta or old.metadata,
                 sources=old.sources,
             )
-            await store.supersede(conn, user_id=user_id, agent_id=agent_id, old_id=fact_id, new_id=new.fact_id)
+            await store.supersede(
+                conn, user_id=user_id, agent_id=agent_id, old_id=fact_id, new_id=new.fact_id
+            )
         return new
-
-
 
     async def lineage(self, fact_id: int, *, agent_id: str, user_id: str) -> Lineage:
         """A fact's versions (oldest first) and the events and spans each came from."""

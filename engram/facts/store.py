@@ -8,6 +8,7 @@ statement filters by ``user_id`` and ``agent_id``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -383,4 +384,85 @@ async def replace_event_quotes(
         agent_id,
         event_id,
         quote,
+    )
+
+
+async def lock_scope(conn: asyncpg.Connection, *, user_id: str, agent_id: str) -> None:
+    """Serialise fact writes of one (user, agent) until the transaction ends.
+
+    A transaction-level advisory lock: released at commit/rollback, and safe
+    behind PgBouncer in transaction mode (session locks are not).
+    """
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"engram.facts:{user_id}\x1f{agent_id}"
+    )
+
+
+async def observed_at(
+    conn: asyncpg.Connection, *, user_id: str, agent_id: str, fact: Fact
+) -> datetime | None:
+    """When the facts behind ``fact`` were observed: its newest source event, else its creation."""
+    newest: datetime | None = await conn.fetchval(
+        """SELECT max(e.created_at) FROM fact_sources s
+           JOIN events e ON e.user_id = s.user_id AND e.event_id = s.event_id
+           WHERE s.user_id = $1 AND e.user_id = $1 AND s.agent_id = $2 AND s.fact_id = $3""",
+        user_id,
+        agent_id,
+        fact.fact_id,
+    )
+    return newest if newest is not None else fact.valid_from
+
+
+# --------------------------------------------------------------------------- re-embedding
+
+
+async def count_facts_outside_space(conn: asyncpg.Connection, *, space_name: str) -> int:
+    """Active facts (all tenants: an operator count) without a vector in ``space_name``."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM facts WHERE status = 'active' AND embedding_space IS DISTINCT FROM $1",
+        space_name,
+    )
+    return count
+
+
+async def users_with_facts_outside_space(conn: asyncpg.Connection, *, space_name: str) -> list[str]:
+    """The tenants that have such facts (the one cross-tenant read re-embedding needs)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT user_id FROM facts WHERE status = 'active' AND embedding_space IS DISTINCT FROM $1",
+        space_name,
+    )
+    return [r["user_id"] for r in rows]
+
+
+async def lock_facts_outside_space(
+    conn: asyncpg.Connection, *, user_id: str, space_name: str, limit: int
+) -> list[tuple[int, str]]:
+    """Up to ``limit`` of the user's facts to re-embed, as (fact_id, content), locked until commit."""
+    rows = await conn.fetch(
+        """SELECT fact_id, content FROM facts
+           WHERE user_id = $1 AND status = 'active' AND embedding_space IS DISTINCT FROM $2
+           ORDER BY fact_id LIMIT $3 FOR UPDATE SKIP LOCKED""",
+        user_id,
+        space_name,
+        limit,
+    )
+    return [(r["fact_id"], r["content"]) for r in rows]
+
+
+async def set_fact_vectors(
+    conn: asyncpg.Connection, *, user_id: str, vectors: Sequence[tuple[int, Sequence[float]]], space_name: str
+) -> None:
+    await conn.executemany(
+        """UPDATE facts SET embedding = $3::text::vector, embedding_space = $4
+           WHERE user_id = $1 AND fact_id = $2""",
+        [(user_id, fact_id, vector_literal(v), space_name) for fact_id, v in vectors],
+    )
+
+
+def scope_size_sql(cap: int) -> str:
+    """A scalar subquery counting the scope's facts, capped at ``cap``
+    (``$1`` user_id, ``$2`` agent_id), for one-round-trip planning decisions."""
+    return (
+        f"(SELECT count(*) FROM (SELECT 1 FROM facts WHERE user_id = $1 AND agent_id = $2 "
+        f"LIMIT {int(cap)}) f)"
     )

@@ -1,42 +1,26 @@
-"""``JobsAPI``: the memory-worker half of the public client."""
+"""The job queue service (enqueueing inside callers' transactions) and the
+client-facing queue calls (workers, stats, retry, cancel)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from ..core import ClientCore
 from ..errors import InvalidInputError, NotFoundError
-from ..ledger import check_task_owner, recent_task_events
 from ..validation import check_id, check_positive_int, check_row_id, check_scope
-from ..vectors import EmbeddingSpace, space_of
-from . import derive, queue
-from .models import Checkpoint, Job, JobStats, Lineage, LineageNode, WorkerOptions
+from . import store
+from .handlers import HandlerRegistry, JobHandler
+from .models import Job, JobStats, WorkerOptions
 from .reconcile import Thresholds
 from .worker import MemoryWorker
 
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
 MAX_BATCH_SIZE = 1000
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-
-# Walks a fact's supersession chain both ways.  Both recursive branches filter by
-# user_id (and agent_id), as Citus requires and as the tenant rule demands.  The
-# depth bound stops a corrupted cycle from recursing forever.
-_LINEAGE = """
-WITH RECURSIVE older(fact_id, depth) AS (
-    SELECT fact_id, 0 FROM facts WHERE user_id = $1 AND agent_id = $2 AND fact_id = $3
-  UNION
-    SELECT f.fact_id, o.depth - 1 FROM facts f JOIN older o ON f.superseded_by = o.fact_id
-    WHERE f.user_id = $1 AND f.agent_id = $2 AND o.depth > -1000
-), newer(fact_id, next_id, depth) AS (
-    SELECT fact_id, superseded_by, 0 FROM facts WHERE user_id = $1 AND agent_id = $2 AND fact_id = $3
-  UNION
-    SELECT f.fact_id, f.superseded_by, n.depth + 1 FROM facts f JOIN newer n ON f.fact_id = n.next_id
-    WHERE f.user_id = $1 AND f.agent_id = $2 AND n.depth < 1000
-)
-SELECT fact_id, depth FROM older UNION SELECT fact_id, depth FROM newer ORDER BY depth
-"""
 
 
 def _check_job_id(value: Any) -> int:
@@ -55,25 +39,26 @@ def _check_interval(value: Any) -> float:
     return float(value)
 
 
-class JobsAPI(ClientCore):
-    """Background derivation: the job queue, the worker, checkpoints and lineage."""
+class JobQueue:
+    """Enqueueing, called by other capabilities inside their own transactions,
+    and the registry of handlers the worker dispatches job kinds through."""
 
-    #: Queue and worker tunables; assign a new ``WorkerOptions`` to change them.
-    worker_options: WorkerOptions = WorkerOptions()
-    #: Reconciliation cut-offs (cosine similarity in the embedding space).
-    reconcile_thresholds: Thresholds = Thresholds()
-    #: Send a NOTIFY with each enqueue so LISTENing workers wake at once.  Only a
-    #: hint (workers poll anyway); NOTIFY itself is PgBouncer-safe.
-    notify_workers: bool = True
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self.handlers = HandlerRegistry()
+        #: Queue and worker tunables; assign a new ``WorkerOptions`` to change them.
+        self.worker_options = WorkerOptions()
+        #: Reconciliation cut-offs (cosine similarity in the embedding space).
+        self.reconcile_thresholds = Thresholds()
+        #: Send a NOTIFY with each enqueue so LISTENing workers wake at once.  Only a
+        #: hint (workers poll anyway); NOTIFY itself is PgBouncer-safe.
+        self.notify_workers = True
 
-    # The facts mixin provides the real one; this keeps the jobs mixin usable alone.
-    @property
-    def embedding_space(self) -> EmbeddingSpace:
-        return space_of(self.get_embedder())
+    def register(self, handler: JobHandler) -> None:
+        """Make the worker run jobs of ``handler.kind`` with ``handler``."""
+        self.handlers.register(handler)
 
-    # ------------------------------------------------------------------ enqueue hook
-
-    async def _enqueue_derivation(
+    async def enqueue_derivation(
         self,
         conn: asyncpg.Connection,
         *,
@@ -87,7 +72,7 @@ class JobsAPI(ClientCore):
         if not event_ids:
             return None
         opts = self.worker_options
-        job_id, _ = await queue.enqueue(
+        job_id, _ = await store.enqueue(
             conn,
             user_id=user_id,
             agent_id=agent_id,
@@ -98,10 +83,10 @@ class JobsAPI(ClientCore):
             max_attempts=opts.max_attempts,
             notify=self.notify_workers,
         )
-        every = self.policy.checkpoint_every_turns
+        every = self._rt.policy.checkpoint_every_turns
         if every and turn_count > 0 and turn_count % every == 0:
             # Lower priority: fresh facts matter more to the next recall than a summary.
-            await queue.enqueue(
+            await store.enqueue(
                 conn,
                 user_id=user_id,
                 agent_id=agent_id,
@@ -114,7 +99,7 @@ class JobsAPI(ClientCore):
             )
         return job_id
 
-    async def _enqueue_chunk_embedding(
+    async def enqueue_chunk_embedding(
         self,
         conn: asyncpg.Connection,
         *,
@@ -125,7 +110,7 @@ class JobsAPI(ClientCore):
         chunk_count: int,
     ) -> int | None:
         """Queue embedding of a new document's chunks, in ``record_long_input``'s transaction."""
-        job_id, _ = await queue.enqueue(
+        job_id, _ = await store.enqueue(
             conn,
             user_id=user_id,
             agent_id=agent_id,
@@ -138,7 +123,13 @@ class JobsAPI(ClientCore):
         )
         return job_id
 
-    # ------------------------------------------------------------------ worker
+
+class JobsService:
+    """Client-facing queue calls: run workers, inspect, retry and cancel jobs."""
+
+    def __init__(self, rt: Runtime, queue: JobQueue) -> None:
+        self._rt = rt
+        self._queue = queue
 
     def memory_worker(
         self,
@@ -156,7 +147,8 @@ class JobsAPI(ClientCore):
         if stop_event is not None and not isinstance(stop_event, asyncio.Event):
             raise InvalidInputError("stop_event must be an asyncio.Event")
         return MemoryWorker(
-            self,
+            self._rt,
+            self._queue,
             batch_size=batch_size,
             interval_seconds=interval_seconds,
             worker_id=worker_id,
@@ -178,16 +170,16 @@ class JobsAPI(ClientCore):
         Returns the number of jobs that succeeded.
         """
         worker = self.memory_worker(batch_size, interval_seconds, worker_id=worker_id, stop_event=stop_event)
-        await self._get_pool()
+        await self._rt.ready()
         return await worker.run()
 
     async def process_jobs(self, batch_size: int = 20) -> int:
         """Re-queue expired leases, then claim and process one batch; returns how many succeeded."""
         batch_size = _check_batch_size(batch_size)
-        worker = MemoryWorker(self, batch_size=batch_size)
-        async with self._connection() as conn:
-            await queue.reap(conn)
-            jobs = await queue.claim(
+        worker = MemoryWorker(self._rt, self._queue, batch_size=batch_size)
+        async with self._rt.connection() as conn:
+            await store.reap(conn)
+            jobs = await store.claim(
                 conn, worker_id=worker.worker_id, limit=batch_size, lease_seconds=worker.options.lease_seconds
             )
         if not jobs:
@@ -204,8 +196,8 @@ class JobsAPI(ClientCore):
             user_id = check_id(user_id, "user_id")
         if agent_id is not None:
             agent_id = check_id(agent_id, "agent_id")
-        async with self._connection() as conn:
-            return await queue.stats(conn, user_id=user_id, agent_id=agent_id)
+        async with self._rt.connection() as conn:
+            return await store.stats(conn, user_id=user_id, agent_id=agent_id)
 
     async def retry_failed_jobs(self, *, user_id: str | None = None, agent_id: str | None = None) -> int:
         """Re-queue failed jobs (all, or one user's/scope's) with fresh attempts; returns how many."""
@@ -215,15 +207,15 @@ class JobsAPI(ClientCore):
             user_id = check_id(user_id, "user_id")
         if agent_id is not None:
             agent_id = check_id(agent_id, "agent_id")
-        async with self._connection() as conn:
-            return await queue.retry_failed(conn, user_id=user_id, agent_id=agent_id)
+        async with self._rt.connection() as conn:
+            return await store.retry_failed(conn, user_id=user_id, agent_id=agent_id)
 
     async def get_job(self, job_id: int, *, agent_id: str, user_id: str) -> Job:
         """One job of the caller's scope; ``NotFoundError`` otherwise."""
         user_id, agent_id = check_scope(user_id, agent_id)
         job_id = _check_job_id(job_id)
-        async with self._connection() as conn:
-            job = await queue.get_job(conn, user_id=user_id, agent_id=agent_id, job_id=job_id)
+        async with self._rt.connection() as conn:
+            job = await store.get_job(conn, user_id=user_id, agent_id=agent_id, job_id=job_id)
         if job is None:
             raise NotFoundError(f"no job {job_id} in this scope")
         return job
@@ -236,120 +228,20 @@ class JobsAPI(ClientCore):
         if state is not None and state not in JOB_STATES:
             raise InvalidInputError(f"state must be one of {JOB_STATES} or None")
         limit = check_positive_int(limit, "limit", maximum=10_000)
-        async with self._connection() as conn:
-            return await queue.list_jobs(conn, user_id=user_id, agent_id=agent_id, state=state, limit=limit)
+        async with self._rt.connection() as conn:
+            return await store.list_jobs(conn, user_id=user_id, agent_id=agent_id, state=state, limit=limit)
 
     async def cancel_job(self, job_id: int, *, agent_id: str, user_id: str) -> Job:
         """Cancel a queued job.  Running and finished jobs are refused with ``InvalidInputError``."""
         user_id, agent_id = check_scope(user_id, agent_id)
         job_id = _check_job_id(job_id)
-        async with self._transaction() as conn:
-            job = await queue.cancel(conn, user_id=user_id, agent_id=agent_id, job_id=job_id)
+        async with self._rt.transaction() as conn:
+            job = await store.cancel(conn, user_id=user_id, agent_id=agent_id, job_id=job_id)
             if job is None:
-                existing = await queue.get_job(conn, user_id=user_id, agent_id=agent_id, job_id=job_id)
+                existing = await store.get_job(conn, user_id=user_id, agent_id=agent_id, job_id=job_id)
                 if existing is None:
                     raise NotFoundError(f"no job {job_id} in this scope")
                 raise InvalidInputError(
                     f"job {job_id} is {existing.state}; only queued jobs can be cancelled"
                 )
         return job
-
-    # ------------------------------------------------------------------ checkpoints
-
-    async def _require_task(
-        self, conn: asyncpg.Connection, task_id: str, user_id: str, agent_id: str
-    ) -> None:
-        if not await check_task_owner(conn, task_id, user_id, agent_id):
-            raise NotFoundError(f"no task {task_id!r} in this scope")
-
-    async def latest_checkpoint(self, task_id: str, *, agent_id: str, user_id: str) -> Checkpoint | None:
-        """The task's newest checkpoint, or None if it has none yet."""
-        user_id, agent_id = check_scope(user_id, agent_id)
-        task_id = check_id(task_id, "task_id")
-        async with self._connection() as conn:
-            await self._require_task(conn, task_id, user_id, agent_id)
-            row = await derive.latest_checkpoint_row(
-                conn, user_id=user_id, agent_id=agent_id, task_id=task_id
-            )
-        return derive.checkpoint_from_row(row) if row else None
-
-    async def checkpoint(self, task_id: str, *, agent_id: str, user_id: str) -> Checkpoint:
-        """Summarise the task now (the extractor's ``summarize``) and store a checkpoint.
-
-        With no new events since the latest checkpoint, that checkpoint is returned.
-        The extractor is called with no transaction open.
-        """
-        user_id, agent_id = check_scope(user_id, agent_id)
-        task_id = check_id(task_id, "task_id")
-        extractor = self.get_extractor()
-        limit = self.worker_options.checkpoint_max_events
-        async with self._connection() as conn:
-            await self._require_task(conn, task_id, user_id, agent_id)
-            previous = await derive.latest_checkpoint_row(
-                conn, user_id=user_id, agent_id=agent_id, task_id=task_id
-            )
-            through = previous["through_event_id"] if previous else 0
-            events = [
-                e
-                for e in await recent_task_events(
-                    conn, user_id=user_id, agent_id=agent_id, task_id=task_id, limit=limit
-                )
-                if e.event_id > through
-            ]
-            turns = await derive.task_turn_count(conn, user_id=user_id, agent_id=agent_id, task_id=task_id)
-        if not events:
-            if previous is not None:
-                return derive.checkpoint_from_row(previous)
-            raise InvalidInputError(f"task {task_id!r} has no events to summarise")
-        usable = [e for e in events if not e.redacted]
-        from ..interfaces import CheckpointRequest
-
-        summary = derive.check_summary(
-            await extractor.summarize(
-                CheckpointRequest(
-                    user_id=user_id,
-                    agent_id=agent_id,
-                    task_id=task_id,
-                    events=derive.to_source_events(usable),
-                    previous_summary=previous["summary"] if previous else None,
-                    policy=self.policy,
-                )
-            )
-        )
-        async with self._transaction() as conn:
-            if (
-                await derive.task_turn_count(
-                    conn, user_id=user_id, agent_id=agent_id, task_id=task_id, lock=True
-                )
-                is None
-            ):
-                raise NotFoundError(f"task {task_id!r} was purged")
-            return await derive.insert_checkpoint(
-                conn,
-                user_id=user_id,
-                agent_id=agent_id,
-                task_id=task_id,
-                summary=summary,
-                through_event_id=events[-1].event_id,
-                turn_count=turns or 0,
-            )
-
-    # ------------------------------------------------------------------ lineage
-
-    async def lineage(self, fact_id: int, *, agent_id: str, user_id: str) -> Lineage:
-        """A fact's versions (oldest first) and the events and spans each came from."""
-        from ..facts import fetch_facts
-
-        user_id, agent_id = check_scope(user_id, agent_id)
-        fact_id = check_row_id(fact_id, "fact_id")
-        async with self._connection() as conn:
-            rows = await conn.fetch(_LINEAGE, user_id, agent_id, fact_id)
-            if not rows:
-                raise NotFoundError(f"no fact {fact_id} in this scope")
-            depth = {r["fact_id"]: r["depth"] for r in rows}
-            facts = await fetch_facts(conn, user_id=user_id, agent_id=agent_id, fact_ids=list(depth))
-        nodes = sorted(
-            (LineageNode(fact=f, depth=depth[f.fact_id], sources=f.sources) for f in facts),
-            key=lambda n: n.depth,
-        )
-        return Lineage(fact_id=fact_id, nodes=tuple(nodes))

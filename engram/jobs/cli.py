@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ..cli import client_options, echo_json, make_client, run_async
+from ..clitools import client_options, echo_json, make_client, run_async
 
 
 @click.command()

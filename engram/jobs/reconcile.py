@@ -33,9 +33,17 @@ from typing import Any, Literal
 
 import asyncpg
 
-from ..facts import active_slot_fact, fetch_facts, insert_fact, nearest_facts, retire, supersede
-from ..models import Fact, FactSource
-from ..vectors import EmbeddingSpace
+from ..embeddings.space import EmbeddingSpace
+from ..facts.models import Fact, FactSource
+from ..facts.store import (
+    active_slot_fact,
+    fetch_facts,
+    insert_fact,
+    nearest_facts,
+    observed_at,
+    retire,
+    supersede,
+)
 
 Action = Literal["add", "supersede", "duplicate", "stale"]
 
@@ -200,32 +208,6 @@ def subject_key(text: str) -> str | None:
         if word in _PREDICATES:
             return " ".join(words[: i + 1]) if i >= 1 else None
     return None
-
-
-async def lock_scope(conn: asyncpg.Connection, *, user_id: str, agent_id: str) -> None:
-    """Serialise fact writes of one (user, agent) until the transaction ends.
-
-    A transaction-level advisory lock: released at commit/rollback, and safe
-    behind PgBouncer in transaction mode (session locks are not).
-    """
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"engram.facts:{user_id}\x1f{agent_id}"
-    )
-
-
-async def observed_at(
-    conn: asyncpg.Connection, *, user_id: str, agent_id: str, fact: Fact
-) -> datetime | None:
-    """When the facts behind ``fact`` were observed: its newest source event, else its creation."""
-    newest: datetime | None = await conn.fetchval(
-        """SELECT max(e.created_at) FROM fact_sources s
-           JOIN events e ON e.user_id = s.user_id AND e.event_id = s.event_id
-           WHERE s.user_id = $1 AND e.user_id = $1 AND s.agent_id = $2 AND s.fact_id = $3""",
-        user_id,
-        agent_id,
-        fact.fact_id,
-    )
-    return newest if newest is not None else fact.valid_from
 
 
 async def _is_stale(

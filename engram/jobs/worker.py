@@ -1,10 +1,10 @@
-"""The memory worker loop: claim a batch, derive, write, repeat; stop cleanly on a signal.
+"""The memory worker loop: claim a batch, run it, repeat; stop cleanly on a signal.
 
-One :class:`MemoryWorker` per ``run_memory_worker`` call.  A batch goes through
-load → think → embed → write (see :mod:`engram.jobs.derive`): extractor calls run
-concurrently (bounded by ``WorkerOptions.extract_concurrency``) with no
-transaction open, the embedder gets one call for the whole batch, and each job is
-then written and completed in its own transaction.
+One :class:`MemoryWorker` per ``run_memory_worker`` call.  Each claimed job goes
+to the handler registered for its kind (see :mod:`engram.jobs.handlers`):
+``prepare`` calls run concurrently (bounded by ``WorkerOptions.extract_concurrency``)
+with no transaction open, the embedder gets one call for the whole batch, and
+each job is then written and completed in its own fenced transaction.
 
 Stopping: the first SIGTERM/SIGINT (or ``stop_event``) lets in-flight jobs finish
 and releases the claimed jobs that had not started, without spending an attempt;
@@ -29,12 +29,14 @@ import asyncpg
 
 from .. import plugins
 from ..errors import ExtractionError, RateLimitedError
-from . import derive, queue
-from .models import Job, WorkerOptions
-from .reconcile import Thresholds
+from . import store
+from .handlers import JobHandler, JobWork
+from .models import Job
 
 if TYPE_CHECKING:
-    from .api import JobsAPI
+    from ..facts.models import Fact
+    from ..runtime import Runtime
+    from .api import JobQueue
 
 log = logging.getLogger("engram.jobs")
 
@@ -51,6 +53,10 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 _MIN_IDLE_WAIT = 0.05
+
+
+class LeaseLost(Exception):
+    """The job's lease was taken over by another worker; the result must be dropped."""
 
 
 def new_worker_id() -> str:
@@ -108,21 +114,20 @@ class MemoryWorker:
 
     def __init__(
         self,
-        client: JobsAPI,
+        rt: Runtime,
+        queue: JobQueue,
         *,
         batch_size: int = 20,
         interval_seconds: float = 1.0,
         worker_id: str | None = None,
         stop_event: asyncio.Event | None = None,
-        options: WorkerOptions | None = None,
-        thresholds: Thresholds | None = None,
     ) -> None:
-        self.client = client
+        self.rt = rt
+        self.queue = queue
         self.batch_size = batch_size
         self.interval_seconds = interval_seconds
         self.worker_id = worker_id or new_worker_id()
-        self.options = options or client.worker_options
-        self.thresholds = thresholds or client.reconcile_thresholds
+        self.options = queue.worker_options
         self.stop_event = stop_event or asyncio.Event()
         self.stopping = False
         self._wake = asyncio.Event()
@@ -155,8 +160,8 @@ class MemoryWorker:
             while not self.stop_event.is_set():
                 try:
                     await self._maybe_reap()
-                    async with self.client._connection() as conn:
-                        jobs = await queue.claim(
+                    async with self.rt.connection() as conn:
+                        jobs = await store.claim(
                             conn,
                             worker_id=self.worker_id,
                             limit=self.batch_size,
@@ -202,24 +207,24 @@ class MemoryWorker:
         if now - self._last_reap < self.options.reap_every_seconds:
             return
         self._last_reap = now
-        async with self.client._connection() as conn:
-            reaped = await queue.reap(conn)
-            pruned = await queue.prune(conn, older_than_days=self.client.policy.retention.job_history_days)
+        async with self.rt.connection() as conn:
+            reaped = await store.reap(conn)
+            pruned = await store.prune(conn, older_than_days=self.rt.policy.retention.job_history_days)
         if reaped or pruned:
             log.info("reaper: re-queued %d expired leases, pruned %d old jobs", reaped, pruned)
 
     async def _listen(self) -> asyncpg.Connection | None:
         """LISTEN on a direct connection as a wake-up hint.  Never through PgBouncer."""
-        settings = self.client.settings
+        settings = self.rt.settings
         if not self.options.listen or settings.pgbouncer or settings.max_pool_size < 2:
             return None
         try:
-            pool = await self.client._get_pool()
+            pool = await self.rt.pool()
             conn: asyncpg.Connection = await pool.acquire()
         except CONNECTION_ERRORS:
             return None
         try:
-            await conn.add_listener(queue.NOTIFY_CHANNEL, self._on_notify)
+            await conn.add_listener(store.NOTIFY_CHANNEL, self._on_notify)
         except (*CONNECTION_ERRORS, asyncpg.PostgresError):
             await self._release(conn)
             return None
@@ -232,11 +237,11 @@ class MemoryWorker:
         if conn is None:
             return
         with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
-            await conn.remove_listener(queue.NOTIFY_CHANNEL, self._on_notify)
+            await conn.remove_listener(store.NOTIFY_CHANNEL, self._on_notify)
         await self._release(conn)
 
     async def _release(self, conn: asyncpg.Connection) -> None:
-        pool = self.client._pool
+        pool = self.rt.db.pool
         if pool is None:
             with contextlib.suppress(Exception):
                 await conn.close()
@@ -253,63 +258,34 @@ class MemoryWorker:
         heartbeat = asyncio.create_task(self._heartbeat(held))
         succeeded = 0
         try:
-            client = self.client
-            policy = client.policy
-            extractor = client.get_extractor()
             sem = asyncio.Semaphore(self.options.extract_concurrency)
 
-            async def prepare(job: Job) -> derive.Work | None:
+            async def prepare(job: Job) -> tuple[JobHandler | None, JobWork] | None:
                 async with sem:
                     if self.stopping:
                         return None  # never started: released below
                     started.add(job.job_id)
-                    work = derive.Work(job)
-                    if job.kind == "embed_chunks":
-                        # Embedding writes its own short, idempotent transactions, so a
-                        # retried job only redoes what is still missing.
-                        try:
-                            # Provided by the long-input mixin; the queue does not import it.
-                            embed_chunks = getattr(client, "embed_pending_chunks")  # noqa: B009
-                            work.chunks_embedded = await embed_chunks(
-                                user_id=job.user_id,
-                                agent_id=job.agent_id,
-                                long_input_id=str(job.payload.get("long_input_id", "")) or None,
-                            )
-                            work.done = True
-                        except asyncio.CancelledError:
-                            raise
-                        except Exception as exc:
-                            work.error = exc
-                        return work
+                    handler = self.queue.handlers.get(job.kind)
+                    if handler is None:
+                        error = ExtractionError(f"no handler is registered for job kind {job.kind!r}")
+                        return None, JobWork(job, error=error)
                     try:
-                        async with client._connection() as conn:
-                            await derive.load(
-                                conn, work, policy=policy, max_events=self.options.checkpoint_max_events
-                            )
-                            slots = (
-                                await derive.slots_for(conn, job, policy)
-                                if job.kind == "derive" and not work.done
-                                else {}
-                            )
-                        if not work.done:
-                            await derive.think(work, extractor=extractor, policy=policy, slots=slots)
+                        return handler, await handler.prepare(job)
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:
-                        work.error = exc
-                    return work
+                        return handler, JobWork(job, error=exc)
 
-            works = await asyncio.gather(*(prepare(j) for j in jobs))
+            prepared = await asyncio.gather(*(prepare(j) for j in jobs))
             unstarted = [j for j in jobs if j.job_id not in started]
             if unstarted:
                 await self._give_back(unstarted, held)
-            ready = [w for w in works if w is not None]
+            ready = [p for p in prepared if p is not None]
             await self._embed(ready)
-            origin = f"extractor:{extractor.name}"
-            for work in ready:
+            for handler, work in ready:
                 if work.job.job_id not in held:
                     continue  # lease lost (heartbeat said so): drop the result
-                if await self._finish(work, origin):
+                if await self._finish(handler, work):
                     succeeded += 1
                 held.pop(work.job.job_id, None)
         finally:
@@ -323,8 +299,8 @@ class MemoryWorker:
 
     async def _give_back(self, jobs: Sequence[Job], held: dict[int, Job]) -> None:
         try:
-            async with self.client._connection() as conn:
-                released = await queue.release(conn, jobs)
+            async with self.rt.connection() as conn:
+                released = await store.release(conn, jobs)
             log.info("memory worker %s released %d unstarted jobs", self.worker_id, released)
         except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
             log.warning("could not release jobs (%s); the reaper will re-queue them", exc)
@@ -338,8 +314,8 @@ class MemoryWorker:
             if not held:
                 continue
             try:
-                async with self.client._connection() as conn:
-                    alive = await queue.heartbeat(
+                async with self.rt.connection() as conn:
+                    alive = await store.heartbeat(
                         conn, list(held.values()), lease_seconds=self.options.lease_seconds
                     )
             except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
@@ -349,37 +325,42 @@ class MemoryWorker:
                 log.warning("memory worker %s lost the lease of job %d", self.worker_id, job_id)
                 held.pop(job_id, None)
 
-    async def _embed(self, works: Sequence[derive.Work]) -> None:
-        todo = [w for w in works if w.needs_embedding]
-        texts: list[str] = []
-        for w in todo:
-            texts += derive.embedding_texts(w)
-        if not texts:
+    async def _embed(self, ready: Sequence[tuple[JobHandler | None, JobWork]]) -> None:
+        """One embedder call for every text the batch's handlers asked for."""
+        wanted: list[tuple[JobHandler, JobWork, list[str]]] = []
+        for handler, work in ready:
+            if handler is not None and work.error is None:
+                texts = handler.embedding_texts(work)
+                if texts:
+                    wanted.append((handler, work, texts))
+        if not wanted:
             return
-        embedder = self.client.get_embedder()
+        texts = [t for _, _, ts in wanted for t in ts]
         try:
-            vectors = await embedder.embed(texts)
+            vectors = await self.rt.embedder().embed(texts)
             if len(vectors) != len(texts):
                 raise ExtractionError("the embedder returned a different number of vectors than texts")
-            pos = 0
-            for w in todo:
-                n = len(w.events) + len(w.candidates)
-                derive.attach_embeddings(w, vectors[pos : pos + n], self.client.embedding_space.dimension)
-                pos += n
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            for w in todo:
-                if w.error is None:
-                    w.error = exc
+            for _, work, _ in wanted:
+                work.error = exc
+            return
+        pos = 0
+        for handler, work, ts in wanted:
+            try:
+                handler.attach_embeddings(work, vectors[pos : pos + len(ts)])
+            except Exception as exc:
+                work.error = exc
+            pos += len(ts)
 
-    async def _finish(self, work: derive.Work, origin: str) -> bool:
+    async def _finish(self, handler: JobHandler | None, work: JobWork) -> bool:
         """Write (or fail/snooze) one job.  True if it succeeded."""
         job = work.job
-        if work.error is None:
+        if work.error is None and handler is not None:
             try:
-                added = await self._write(work, origin)
-            except derive.LeaseLost:
+                added = await self._write(handler, work)
+            except LeaseLost:
                 log.warning("job %d: lease lost before commit; result dropped", job.job_id)
                 return False
             except asyncio.CancelledError:
@@ -390,44 +371,38 @@ class MemoryWorker:
                 for fact in added:
                     plugins.notify("fact_derived", fact=fact)
                 return True
+        assert work.error is not None
         await self._record_failure(job, work.error)
         return False
 
-    async def _write(self, work: derive.Work, origin: str) -> list[Any]:
-        async with self.client._transaction() as conn:
-            if work.job.kind == "embed_chunks":
-                await derive.complete_embed_chunks(conn, work)
-                return []
-            if work.job.kind == "checkpoint":
-                await derive.write_checkpoint(conn, work)
-                return []
-            _, added = await derive.write_derivation(
-                conn,
-                work,
-                space=self.client.embedding_space,
-                origin=origin,
-                thresholds=self.thresholds,
-            )
+    async def _write(self, handler: JobHandler, work: JobWork) -> list[Fact]:
+        """The handler's writes and the job's completion, in one fenced transaction."""
+        async with self.rt.transaction() as conn:
+            if not await store.fence(conn, work.job):
+                raise LeaseLost(work.job.job_id)
+            result, added = await handler.write(conn, work)
+            if not await store.complete(conn, work.job, result):
+                raise LeaseLost(work.job.job_id)
             return added
 
     async def _record_failure(self, job: Job, error: BaseException) -> None:
         opts = self.options
         try:
-            async with self.client._connection() as conn:
+            async with self.rt.connection() as conn:
                 if isinstance(error, RateLimitedError):
                     delay = error.retry_after
                     if delay is None or delay < 0:
-                        delay = queue.backoff_seconds(
+                        delay = store.backoff_seconds(
                             job.attempts, base=opts.backoff_base_seconds, cap=opts.backoff_max_seconds
                         )
                     delay = min(float(delay), opts.max_snooze_seconds)
-                    await queue.snooze(conn, job, _describe(error), seconds=delay)
+                    await store.snooze(conn, job, _describe(error), seconds=delay)
                     log.info("job %d rate-limited; snoozed %.1fs", job.job_id, delay)
                     return
-                delay = queue.backoff_seconds(
+                delay = store.backoff_seconds(
                     job.attempts, base=opts.backoff_base_seconds, cap=opts.backoff_max_seconds
                 )
-                state = await queue.fail(conn, job, _describe(error), retry_in_seconds=delay)
+                state = await store.fail(conn, job, _describe(error), retry_in_seconds=delay)
             if state == "failed":
                 log.error(
                     "job %d failed permanently after %d attempts: %s",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import Field
 
+from ..interfaces import SourceEvent
 from ..models import EngramModel
 
 
@@ -46,3 +48,13 @@ class Task(EngramModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
+
+
+def source_events(events: Sequence[Event]) -> tuple[SourceEvent, ...]:
+    """Events as extractors receive them."""
+    return tuple(
+        SourceEvent(
+            event_id=e.event_id, task_id=e.task_id, role=e.role, content=e.content, created_at=e.created_at
+        )
+        for e in events
+    )

@@ -13,8 +13,10 @@ from typing import Any
 
 import asyncpg
 
-from ..embeddings.space import vector_literal
+from ..embeddings.space import EmbeddingSpace, vector_literal
 from ..errors import ScopeError
+from ..search.keyword import keyword_search
+from ..search.vector import nearest, similarities
 from .models import Event, Task
 
 _CLAIM_TASK = """
@@ -313,3 +315,126 @@ async def redact_event_content(
 async def delete_event_vectors(conn: asyncpg.Connection, *, user_id: str, event_id: int) -> None:
     """Drop an event's own vectors (computed from its content)."""
     await conn.execute("DELETE FROM event_vectors WHERE user_id = $1 AND event_id = $2", user_id, event_id)
+
+
+async def keyword_events(
+    conn: asyncpg.Connection, *, user_id: str, agent_id: str, query: str, k: int
+) -> list[tuple[int, float]]:
+    """Unredacted events matching any query term, ranked by in-scope IDF."""
+    hits = await keyword_search(
+        conn,
+        table="events",
+        id_column="event_id",
+        user_id=user_id,
+        agent_id=agent_id,
+        query=query,
+        k=k,
+        extra_filter="redacted_at IS NULL",
+    )
+    return [(int(i), s) for i, s in hits]
+
+
+async def nearest_events(
+    conn: asyncpg.Connection,
+    *,
+    user_id: str,
+    agent_id: str,
+    space: EmbeddingSpace,
+    embedding: Sequence[float],
+    k: int,
+) -> list[tuple[int, float]]:
+    """Events whose vectors (written by workers) are nearest to ``embedding``: (event_id, cosine)."""
+    return await nearest(
+        conn,
+        table="event_vectors",
+        id_column="event_id",
+        user_id=user_id,
+        agent_id=agent_id,
+        space=space,
+        embedding=embedding,
+        k=k,
+    )
+
+
+async def event_similarities(
+    conn: asyncpg.Connection,
+    *,
+    user_id: str,
+    agent_id: str,
+    space: EmbeddingSpace,
+    embedding: Sequence[float],
+    event_ids: Sequence[int],
+) -> dict[int, float]:
+    """Exact cosine similarity of the given events' vectors to ``embedding``."""
+    found: dict[int, float] = await similarities(
+        conn,
+        table="event_vectors",
+        id_column="event_id",
+        user_id=user_id,
+        agent_id=agent_id,
+        space=space,
+        embedding=embedding,
+        ids=list(event_ids),
+    )
+    return found
+
+
+# --------------------------------------------------------------------------- re-embedding
+
+
+async def count_event_vectors_outside_space(conn: asyncpg.Connection, *, space_name: str) -> int:
+    """Event vectors (all tenants: an operator count) from another embedding space."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM event_vectors WHERE embedding_space <> $1", space_name
+    )
+    return count
+
+
+async def users_with_event_vectors_outside_space(conn: asyncpg.Connection, *, space_name: str) -> list[str]:
+    """The tenants that have such vectors (the one cross-tenant read re-embedding needs)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT user_id FROM event_vectors WHERE embedding_space <> $1", space_name
+    )
+    return [r["user_id"] for r in rows]
+
+
+async def lock_event_vectors_outside_space(
+    conn: asyncpg.Connection, *, user_id: str, space_name: str, limit: int
+) -> dict[str, list[int]]:
+    """Up to ``limit`` of the user's event vectors to re-embed, locked until commit: agent_id -> event ids."""
+    rows = await conn.fetch(
+        """SELECT event_id, agent_id FROM event_vectors WHERE user_id = $1 AND embedding_space <> $2
+           ORDER BY event_id LIMIT $3 FOR UPDATE SKIP LOCKED""",
+        user_id,
+        space_name,
+        limit,
+    )
+    by_agent: dict[str, list[int]] = {}
+    for r in rows:
+        by_agent.setdefault(r["agent_id"], []).append(r["event_id"])
+    return by_agent
+
+
+async def artifact_references(
+    conn: asyncpg.Connection, *, user_id: str, agent_id: str, task_id: str, key: str
+) -> list[str]:
+    """Distinct string values of ``metadata[key]`` on the task's artifact events."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT metadata->>$4 AS ref FROM events
+           WHERE user_id = $1 AND agent_id = $2 AND task_id = $3 AND role = 'artifact'
+             AND metadata->>$4 IS NOT NULL""",
+        user_id,
+        agent_id,
+        task_id,
+        key,
+    )
+    return sorted(r["ref"] for r in rows)
+
+
+def scope_size_sql(cap: int) -> str:
+    """A scalar subquery counting the scope's events, capped at ``cap``
+    (``$1`` user_id, ``$2`` agent_id), for one-round-trip planning decisions."""
+    return (
+        f"(SELECT count(*) FROM (SELECT 1 FROM events WHERE user_id = $1 AND agent_id = $2 "
+        f"LIMIT {int(cap)}) e)"
+    )

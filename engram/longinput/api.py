@@ -554,7 +554,7 @@ class LongInputService:
         space = self._rt.embedding_space
 
         async def query_embedding() -> list[float]:
-            return await self._rt.embedder().embed_query(query)
+            return await self._rt.embed_query(query)
 
         async with self._rt.connection() as conn:
             scope_ids: list[str] | None = None

@@ -17,6 +17,7 @@ import asyncpg
 
 from ..embeddings.space import EmbeddingSpace, vector_literal
 from ..errors import InvalidInputError
+from ..ledger import store as ledger_store
 from ..search.vector import nearest
 from .chunking import ChunkSpan
 from .models import ChunkSummary, Format, LongInput
@@ -47,6 +48,7 @@ __all__ = [
     "mark_embedded",
     "nearest_chunks",
     "pending_chunks",
+    "scope_size_sql",
     "set_chunk_vectors",
     "store_chunk_vectors",
     "users_with_chunks_outside_space",
@@ -352,17 +354,18 @@ async def long_input_ids_of_task(
     Going through the ledger (rather than ``long_inputs.task_id``) also finds a
     document that was first stored by another task and provided again in this one.
     """
-    # The one read of another package's table here (``events``, read-only, joined on
-    # the full tenant key); see the report on the package split.
+    referenced = await ledger_store.artifact_references(
+        conn, user_id=user_id, agent_id=agent_id, task_id=task_id, key="long_input_id"
+    )
+    if not referenced:
+        return []
     rows = await conn.fetch(
-        """SELECT DISTINCT li.long_input_id
-           FROM events e JOIN long_inputs li
-             ON li.user_id = e.user_id AND li.agent_id = e.agent_id AND li.long_input_id = e.metadata->>'long_input_id'
-           WHERE e.user_id = $1 AND e.agent_id = $2 AND e.task_id = $3 AND e.role = 'artifact'
+        """SELECT long_input_id FROM long_inputs
+           WHERE user_id = $1 AND agent_id = $2 AND long_input_id = ANY($3::text[])
            ORDER BY 1""",
         user_id,
         agent_id,
-        task_id,
+        referenced,
     )
     return [r["long_input_id"] for r in rows]
 
@@ -723,4 +726,13 @@ async def set_chunk_vectors(
         """UPDATE long_input_chunks SET embedding = $3::text::vector, embedding_space = $4
            WHERE user_id = $1 AND chunk_id = $2""",
         [(user_id, chunk_id, vector_literal(vector), space_name) for chunk_id, vector in vectors],
+    )
+
+
+def scope_size_sql(cap: int) -> str:
+    """A scalar subquery counting the scope's long-input chunks, capped at ``cap``
+    (``$1`` user_id, ``$2`` agent_id), for one-round-trip planning decisions."""
+    return (
+        f"(SELECT count(*) FROM (SELECT 1 FROM long_input_chunks WHERE user_id = $1 AND agent_id = $2 "
+        f"LIMIT {int(cap)}) c)"
     )

@@ -3,32 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
 
 from .. import plugins
 from ..errors import InvalidInputError
-from ..facts import FactsAPI
-from ..interfaces import RecallCandidate
-from ..ledger import check_task_owner
-from ..policy import BUILTIN_STRATEGIES, MemoryPolicy
+from ..facts import store as facts_store
+from ..interfaces import RecallCandidate, RecallStrategy
+from ..ledger import store as ledger_store
+from ..ledger.store import check_task_owner
+from ..longinput import store as longinput_store
+from ..policy import MemoryPolicy
 from ..validation import MAX_QUERY_CHARS, check_id, check_positive_int, check_scope, check_text
 from .context import RecallContext
 from .fusion import fuse, pack
 from .models import RecallResult, RecallTrace, StrategyRun
-from .router import INTENT_BOOSTS, DefaultRouter, Router
+from .router import DefaultRouter, Router
 from .terms import identifier_terms, missing_terms, salient_terms
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 log = logging.getLogger("engram.recall")
 
 MAX_LIMIT = 200
 MAX_EXPECTED_TERMS = 50
-QUERY_CACHE_SIZE = 2048
-VECTOR_STRATEGIES = frozenset({"facts_vector", "ledger_vector", "ledger_hybrid", "long_input"})
 
 
 def _check_expected_terms(value: Any) -> list[str]:
@@ -45,7 +50,7 @@ def _check_expected_terms(value: Any) -> list[str]:
 LARGE_SCOPE_ROWS = 1_000
 
 
-async def choose_plan_mode(conn: Any, user_id: str, agent_id: str) -> bool:
+async def choose_plan_mode(conn: asyncpg.Connection, user_id: str, agent_id: str) -> bool:
     """Pick how this recall's statements are planned, in the round trip that a
     plain ``SET LOCAL`` would cost anyway.
 
@@ -56,43 +61,48 @@ async def choose_plan_mode(conn: Any, user_id: str, agent_id: str) -> bool:
     is transaction-local (PgBouncer-safe) and never touches the write path.
     Returns whether the scope is large.
     """
+    over = LARGE_SCOPE_ROWS + 1
+    probes = [
+        facts_store.scope_size_sql(over),
+        ledger_store.scope_size_sql(over),
+        longinput_store.scope_size_sql(over),
+    ]
+    large = " OR ".join(f"{probe} > {LARGE_SCOPE_ROWS}" for probe in probes)
     mode: str = await conn.fetchval(
-        f"""SELECT set_config('plan_cache_mode', CASE
-                WHEN (SELECT count(*) FROM (SELECT 1 FROM facts WHERE user_id = $1 AND agent_id = $2
-                                            LIMIT {LARGE_SCOPE_ROWS + 1}) f) > {LARGE_SCOPE_ROWS}
-                  OR (SELECT count(*) FROM (SELECT 1 FROM events WHERE user_id = $1 AND agent_id = $2
-                                            LIMIT {LARGE_SCOPE_ROWS + 1}) e) > {LARGE_SCOPE_ROWS}
-                  OR (SELECT count(*) FROM (SELECT 1 FROM long_input_chunks
-                                            WHERE user_id = $1 AND agent_id = $2
-                                            LIMIT {LARGE_SCOPE_ROWS + 1}) c) > {LARGE_SCOPE_ROWS}
-                THEN 'force_custom_plan' ELSE 'force_generic_plan' END, true)""",
+        f"""SELECT set_config('plan_cache_mode',
+                CASE WHEN {large} THEN 'force_custom_plan' ELSE 'force_generic_plan' END, true)""",
         user_id,
         agent_id,
     )
     return mode == "force_custom_plan"
 
 
-class RecallAPI(FactsAPI):
+def strategy_order(strategy: RecallStrategy) -> int:
+    """When a strategy runs within a recall (lower first; default 50)."""
+    order = getattr(strategy, "order", 50)
+    return order if isinstance(order, int) else 50
+
+
+def strategy_uses_embedding(strategy: RecallStrategy) -> bool:
+    """Whether a strategy needs the query embedding.  A strategy that does not say
+    gets one (the safe default: only the cost of an embedding it may not use)."""
+    return bool(getattr(strategy, "uses_embedding", True))
+
+
+def strategy_boost(strategy: RecallStrategy, intent: str) -> float:
+    """The strategy's multiplier on its policy weight for ``intent`` (default 1)."""
+    boosts = getattr(strategy, "intent_boosts", None) or {}
+    value = boosts.get(intent, 1.0)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 1.0
+
+
+class RecallService:
     """The read path run on every turn."""
 
-    router: Router = DefaultRouter()
-    _query_cache: OrderedDict[tuple[str, str], list[float]] | None = None
-
-    async def _embed_query(self, query: str) -> list[float]:
-        """Query embeddings through a small LRU cache (agents repeat themselves)."""
-        if self._query_cache is None:
-            self._query_cache = OrderedDict()
-        embedder = self.get_embedder()
-        key = (embedder.name, query)
-        cached = self._query_cache.get(key)
-        if cached is not None:
-            self._query_cache.move_to_end(key)
-            return cached
-        vector = await embedder.embed_query(query)
-        self._query_cache[key] = vector
-        if len(self._query_cache) > QUERY_CACHE_SIZE:
-            self._query_cache.popitem(last=False)
-        return vector
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        #: Any object with ``route(query, *, task_id, policy) -> str``.
+        self.router: Router = DefaultRouter()
 
     async def recall(
         self,
@@ -141,7 +151,7 @@ class RecallAPI(FactsAPI):
         query = check_text(query, "query", max_chars=MAX_QUERY_CHARS)
         if task_id is not None:
             task_id = check_id(task_id, "task_id")
-        policy = self._policy_for(memory_policy)
+        policy = self._rt.policy_for(memory_policy)
         limit = (
             policy.recall.default_limit
             if limit is None
@@ -152,38 +162,34 @@ class RecallAPI(FactsAPI):
 
         intent = self.router.route(query, task_id=task_id, policy=policy)
         terms = salient_terms(query)
-        boosts = INTENT_BOOSTS.get(intent, {})
         weights = {
-            name: w * boosts.get(name, 1.0)
+            name: w * strategy_boost(strategies[name], intent)
             for name, w in policy.recall.weights.items()
             if w > 0 and name in strategies
         }
         if "critical_slots" in strategies and policy.critical_slots:
             weights.setdefault("critical_slots", 1.0)
-        await self._get_pool()
+        await self._rt.ready()
         embedding_task: asyncio.Task[list[float]] | None = None
         embed_timing = {"ms": 0.0}
 
         async def timed_embedding() -> list[float]:
             t0 = time.perf_counter()
-            vector = await self._embed_query(query)
+            vector = await self._rt.embed_query(query)
             embed_timing["ms"] = (time.perf_counter() - t0) * 1000
             return vector
 
-        if VECTOR_STRATEGIES & set(weights):
+        if any(strategy_uses_embedding(strategies[name]) for name in weights):
             # Started now, awaited by the first vector strategy: keyword and ledger
             # strategies run while the model works.
             embedding_task = asyncio.create_task(timed_embedding())
-        runs: list[StrategyRun] = []
         ranked: dict[str, list[RecallCandidate]] = {}
         try:
-            async with self._connection() as conn, conn.transaction(readonly=True):
-                large_scope = await choose_plan_mode(conn, user_id, agent_id)
-                if task_id is not None:
-                    await check_task_owner(conn, task_id, user_id, agent_id)
-                ctx = RecallContext(
-                    client=self,
-                    conn=conn,
+            async with self._rt.connection() as conn:
+                runs = await self._run_strategies(
+                    conn,
+                    strategies,
+                    weights,
                     query=query,
                     user_id=user_id,
                     agent_id=agent_id,
@@ -191,38 +197,10 @@ class RecallAPI(FactsAPI):
                     policy=policy,
                     intent=intent,
                     limit=limit,
-                    candidates=max(10, limit * 2),
                     terms=terms,
-                    identifiers=identifier_terms(query),
-                    large_scope=large_scope,
-                    space=self.embedding_space,
-                    _embedding=embedding_task,
+                    embedding=embedding_task,
+                    ranked=ranked,
                 )
-                order = sorted(weights, key=lambda n: (getattr(strategies[n], "order", 50), n))
-                for name in order:
-                    t0 = time.perf_counter()
-                    error = None
-                    try:
-                        if name in BUILTIN_STRATEGIES:
-                            found = list(await strategies[name].run(ctx))
-                        else:
-                            # A plugin's SQL error must not abort the shared transaction
-                            # for the strategies after it: give it a savepoint.
-                            async with conn.transaction():
-                                found = list(await strategies[name].run(ctx))
-                    except Exception as exc:  # one broken strategy must not sink recall
-                        log.exception("recall strategy %s failed", name)
-                        found, error = [], f"{type(exc).__name__}: {exc}"
-                    ranked[name] = found
-                    runs.append(
-                        StrategyRun(
-                            name=name,
-                            weight=round(weights[name], 4),
-                            candidates=len(found),
-                            ms=round((time.perf_counter() - t0) * 1000, 3),
-                            error=error,
-                        )
-                    )
         finally:
             if embedding_task is not None and not embedding_task.done():
                 embedding_task.cancel()
@@ -259,3 +237,81 @@ class RecallAPI(FactsAPI):
         )
         plugins.notify("recall_traced", trace=trace)
         return trace
+
+    async def _run_strategies(
+        self,
+        conn: asyncpg.Connection,
+        strategies: dict[str, RecallStrategy],
+        weights: dict[str, float],
+        *,
+        query: str,
+        user_id: str,
+        agent_id: str,
+        task_id: str | None,
+        policy: MemoryPolicy,
+        intent: str,
+        limit: int,
+        terms: list[str],
+        embedding: asyncio.Task[list[float]] | None,
+        ranked: dict[str, list[RecallCandidate]],
+    ) -> list[StrategyRun]:
+        """Run the weighted strategies in order on one read-only transaction.
+
+        Every strategy is treated alike: there is no savepoint per strategy (two
+        extra round trips each on every recall); instead, when one fails, the
+        transaction is rolled back and a fresh one is opened for the strategies
+        after it, so a failed SQL statement never poisons the rest of the recall.
+        """
+        runs: list[StrategyRun] = []
+        tx = conn.transaction(readonly=True)
+        await tx.start()
+        try:
+            large_scope = await choose_plan_mode(conn, user_id, agent_id)
+            if task_id is not None:
+                await check_task_owner(conn, task_id, user_id, agent_id)
+            ctx = RecallContext(
+                conn=conn,
+                query=query,
+                user_id=user_id,
+                agent_id=agent_id,
+                task_id=task_id,
+                policy=policy,
+                intent=intent,
+                limit=limit,
+                candidates=max(10, limit * 2),
+                terms=terms,
+                identifiers=identifier_terms(query),
+                large_scope=large_scope,
+                space=self._rt.embedding_space,
+                _embedding=embedding,
+            )
+            for name in sorted(weights, key=lambda n: (strategy_order(strategies[n]), n)):
+                t0 = time.perf_counter()
+                error = None
+                try:
+                    found = list(await strategies[name].run(ctx))
+                except Exception as exc:  # one broken strategy must not sink recall
+                    log.exception("recall strategy %s failed", name)
+                    found, error = [], f"{type(exc).__name__}: {exc}"
+                    await tx.rollback()
+                    tx = conn.transaction(readonly=True)
+                    await tx.start()
+                    await choose_plan_mode(conn, user_id, agent_id)
+                ranked[name] = found
+                runs.append(
+                    StrategyRun(
+                        name=name,
+                        weight=round(weights[name], 4),
+                        candidates=len(found),
+                        ms=round((time.perf_counter() - t0) * 1000, 3),
+                        error=error,
+                    )
+                )
+        except BaseException:
+            # The transaction may already be gone with its connection; the error
+            # that got us here is the one worth reporting.
+            with contextlib.suppress(Exception):
+                await tx.rollback()
+            raise
+        await tx.commit()
+        return runs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli import client_options, echo_json, make_client, run_async
+from ..clitools import client_options, echo_json, make_client, run_async
 
 
 @click.command("recall")

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from ..tokens import estimate_tokens
 from ..interfaces import RecallCandidate
+from ..tokens import estimate_tokens
 from .models import RecallItem
 
 SECTION_ORDER = (

@@ -2,7 +2,9 @@
 
 The router is pluggable: any object with ``route(query, *, task_id, policy) ->
 str`` can be assigned to ``Engram.router``.  The built-in one tries the policy's
-``recall.router_rules`` first, then its own patterns.
+``recall.router_rules`` first, then its own patterns.  What an intent changes is
+up to the strategies: each declares ``intent_boosts``, multipliers on its policy
+weight per intent.
 """
 
 from __future__ import annotations
@@ -11,14 +13,6 @@ import re
 from typing import Protocol
 
 from ..policy import MemoryPolicy
-
-#: Per-intent multipliers applied on top of the policy's strategy weights.
-INTENT_BOOSTS: dict[str, dict[str, float]] = {
-    "quote": {"long_input": 2.5, "lineage": 1.8, "ledger_search": 1.3, "facts_vector": 0.7},
-    "task": {"recent_ledger": 2.0, "checkpoint": 2.0, "ledger_search": 1.2},
-    "facts": {"facts_vector": 1.4, "facts_keyword": 1.4, "lineage": 0.8, "recent_ledger": 0.6},
-    "general": {},
-}
 
 _QUOTE = re.compile(
     r"\b(quote|quoted|quotation|cite|citation|cited|verbatim|exact (?:words?|wording|text|language)|"

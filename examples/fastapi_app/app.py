@@ -163,8 +163,7 @@ async def chat(
 async def healthz() -> dict[str, str]:
     memory = _client()
     try:
-        async with memory._connection() as conn:
-            await conn.fetchval("SELECT 1")
+        await memory.ping()
     except EngramError as exc:  # pragma: no cover - only when the database is gone
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
     return {"status": "ok"}

@@ -1,16 +1,23 @@
-"""The built-in strategies.  ``order`` decides when each runs within one recall:
-cheap, embedding-free ones first, so the query embedding computes meanwhile."""
+"""The built-in strategies.  They use only public kernel API: the scoped readers
+of :class:`engram.recall.context.RecallContext`.
+
+Each declares what the kernel needs to know about it: ``order`` (when it runs
+within one recall: cheap, embedding-free ones first, so the query embedding
+computes meanwhile), ``uses_embedding`` (whether the recall must compute the
+query embedding for it) and ``intent_boosts`` (multipliers on its policy weight
+for the intents the router assigns).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
 
-from engram import facts as facts_sql
-from engram import ledger as ledger_sql
+from engram.facts.models import Fact
 from engram.interfaces import RecallCandidate
-from engram.models import Event, Fact
+from engram.ledger.models import Event
 from engram.recall.context import RecallContext
+
+from .hybrid import Neighbourhood, blend, spread
 
 
 def _fact_candidate(
@@ -51,13 +58,7 @@ def _event_candidate(event: Event, score: float, section: str, *, with_task: boo
 async def _facts_by_ids(ctx: RecallContext, hits: list[tuple[int, float]]) -> list[tuple[Fact, float]]:
     if not hits:
         return []
-    found = await facts_sql.fetch_facts(
-        ctx.conn,
-        user_id=ctx.user_id,
-        agent_id=ctx.agent_id,
-        fact_ids=[h[0] for h in hits],
-        with_sources=False,
-    )
+    found = await ctx.facts.by_ids([h[0] for h in hits])
     by_id = {f.fact_id: f for f in found}
     return [(by_id[i], s) for i, s in hits if i in by_id]
 
@@ -67,12 +68,14 @@ class CriticalSlots:
 
     name = "critical_slots"
     order = 10
+    uses_embedding = False
+    intent_boosts: Mapping[str, float] = {}
 
     async def run(self, ctx: RecallContext) -> list[RecallCandidate]:
         wanted = {s.name for s in ctx.policy.critical_slots}
         if not wanted:
             return []
-        slots = await facts_sql.current_slots(ctx.conn, user_id=ctx.user_id, agent_id=ctx.agent_id)
+        slots = await ctx.facts.current_slots()
         order = [s.name for s in ctx.policy.critical_slots]
         return [
             _fact_candidate(slots[name], 1.0, section="Pinned facts", pinned=True)
@@ -86,26 +89,22 @@ class Checkpoint:
 
     name = "checkpoint"
     order = 20
+    uses_embedding = False
+    intent_boosts: Mapping[str, float] = {"task": 2.0}
 
     async def run(self, ctx: RecallContext) -> list[RecallCandidate]:
-        if ctx.task_id is None:
-            return []
-        from engram.jobs.derive import latest_checkpoint_row
-
-        row = await latest_checkpoint_row(
-            ctx.conn, user_id=ctx.user_id, agent_id=ctx.agent_id, task_id=ctx.task_id
-        )
-        if row is None:
+        latest = await ctx.checkpoints.latest()
+        if latest is None:
             return []
         return [
             RecallCandidate(
-                key=f"checkpoint:{row['checkpoint_id']}",
+                key=f"checkpoint:{latest.checkpoint_id}",
                 source="checkpoint",
                 section="Task checkpoint",
-                text=row["summary"],
+                text=latest.summary,
                 score=1.0,
-                ids={"checkpoint_id": row["checkpoint_id"], "through_event_id": row["through_event_id"]},
-                created_at=row["created_at"],
+                ids={"checkpoint_id": latest.checkpoint_id, "through_event_id": latest.through_event_id},
+                created_at=latest.created_at,
             )
         ]
 
@@ -115,14 +114,11 @@ class RecentLedger:
 
     name = "recent_ledger"
     order = 30
+    uses_embedding = False
+    intent_boosts: Mapping[str, float] = {"task": 2.0, "facts": 0.6}
 
     async def run(self, ctx: RecallContext) -> list[RecallCandidate]:
-        n = ctx.policy.recall.recent_turns
-        if ctx.task_id is None or n == 0:
-            return []
-        events = await ledger_sql.recent_task_events(
-            ctx.conn, user_id=ctx.user_id, agent_id=ctx.agent_id, task_id=ctx.task_id, limit=n
-        )
+        events = await ctx.ledger.recent(ctx.policy.recall.recent_turns)
         return [
             _event_candidate(e, 1.0, "Recent conversation", with_task=False)
             for e in reversed(events)
@@ -135,19 +131,17 @@ class FactsKeyword:
 
     name = "facts_keyword"
     order = 40
+    uses_embedding = False
+    intent_boosts: Mapping[str, float] = {"facts": 1.4}
 
     async def run(self, ctx: RecallContext) -> list[RecallCandidate]:
-        hits = await facts_sql.keyword_facts(
-            ctx.conn, user_id=ctx.user_id, agent_id=ctx.agent_id, query=ctx.query, k=ctx.candidates
-        )
+        hits = await ctx.facts.keyword(ctx.candidates)
         seen = {h[0] for h in hits}
         # Trigrams are the fallback for misspelt names and identifiers.  A large
         # scope whose full-text search already filled the list gains little from
         # them, and there the trigram index is the costliest lookup of a recall.
         if ctx.identifiers and not (ctx.large_scope and len(hits) >= ctx.candidates):
-            trigram = await facts_sql.trigram_facts(
-                ctx.conn, user_id=ctx.user_id, agent_id=ctx.agent_id, terms=ctx.identifiers, k=ctx.candidates
-            )
+            trigram = await ctx.facts.trigram(ctx.identifiers, ctx.candidates)
             # Interleave so a strong fuzzy identifier match is not buried under
             # many weak full-text matches.
             merged: list[tuple[int, float]] = []
@@ -158,7 +152,7 @@ class FactsKeyword:
                 if i < len(extra):
                     merged.append(extra[i])
             hits = merged[: ctx.candidates]
-        ctx_cache(ctx)["facts_keyword"] = [h[0] for h in hits]
+        ctx.cache["facts_keyword"] = [h[0] for h in hits]
         return [_fact_candidate(f, s) for f, s in await _facts_by_ids(ctx, hits)]
 
 
@@ -177,49 +171,18 @@ async def _shared_hits(
 
 async def _ledger_keyword_hits(ctx: RecallContext, k: int) -> list[tuple[int, float]]:
     """Keyword hits over the scope's ledger (not redacted)."""
-    from engram.keyword import keyword_search
-
-    async def search(n: int) -> list[tuple[int, float]]:
-        hits = await keyword_search(
-            ctx.conn,
-            table="events",
-            id_column="event_id",
-            user_id=ctx.user_id,
-            agent_id=ctx.agent_id,
-            query=ctx.query,
-            k=n,
-            extra_filter="redacted_at IS NULL",
-        )
-        return [(int(i), s) for i, s in hits]
-
-    return await _shared_hits(ctx, "ledger_keyword", k, search)
+    return await _shared_hits(ctx, "ledger_keyword", k, ctx.ledger.keyword)
 
 
 async def _ledger_vector_hits(ctx: RecallContext, k: int) -> list[tuple[int, float]]:
     """Nearest event vectors of the scope."""
-    from engram.vectors import nearest
-
-    async def search(n: int) -> list[tuple[int, float]]:
-        return await nearest(
-            ctx.conn,
-            table="event_vectors",
-            id_column="event_id",
-            user_id=ctx.user_id,
-            agent_id=ctx.agent_id,
-            space=ctx.space,
-            embedding=await ctx.query_embedding(),
-            k=n,
-        )
-
-    return await _shared_hits(ctx, "ledger_vector", k, search)
+    return await _shared_hits(ctx, "ledger_vector", k, ctx.ledger.nearest)
 
 
 async def _event_candidates(ctx: RecallContext, hits: list[tuple[int, float]]) -> list[RecallCandidate]:
     if not hits:
         return []
-    events = await ledger_sql.events_by_ids(
-        ctx.conn, user_id=ctx.user_id, agent_id=ctx.agent_id, event_ids=[h[0] for h in hits]
-    )
+    events = await ctx.ledger.by_ids([h[0] for h in hits])
     by_id = {e.event_id: e for e in events if not e.redacted}
     return [
         _event_candidate(by_id[i], s, "Related conversation", with_task=True) for i, s in hits if i in by_id
@@ -231,6 +194,8 @@ class LedgerSearch:
 
     name = "ledger_search"
     order = 50
+    uses_embedding = False
+    intent_boosts: Mapping[str, float] = {"quote": 1.3, "task": 1.2}
 
     async def run(self, ctx: RecallContext) -> list[RecallCandidate]:
         return await _event_candidates(ctx, await _ledger_keyword_hits(ctx, ctx.candidates))
@@ -241,6 +206,8 @@ class LedgerVector:
 
     name = "ledger_vector"
     order = 65
+    uses_embedding = True
+    intent_boosts: Mapping[str, float] = {}
 
     async def run(self, ctx: RecallContext) -> list[RecallCandidate]:
         return await _event_candidates(ctx, await _ledger_vector_hits(ctx, ctx.candidates))
@@ -248,24 +215,21 @@ class LedgerVector:
 
 class LedgerHybrid:
     """Events by words and meaning together, each also scored by the turns around
-    it and by its task (see :mod:`engram.recall.hybrid`).  Runs before the
+    it and by its task (see :mod:`engram_strategies.hybrid`).  Runs before the
     single-signal ledger strategies, which then reuse its searches."""
 
     name = "ledger_hybrid"
     order = 48
+    uses_embedding = True
+    intent_boosts: Mapping[str, float] = {}
 
     async def run(self, ctx: RecallContext) -> list[RecallCandidate]:
-        from engram.recall.hybrid import Neighbourhood, blend, spread
-        from engram.vectors import similarities
-
         tuning = ctx.policy.recall.hybrid
         pool = max(tuning.pool, ctx.candidates)
         keyword = dict(await _ledger_keyword_hits(ctx, pool))
         similarity = dict(await _ledger_vector_hits(ctx, pool))
-        around = await ledger_sql.event_neighbours(
-            ctx.conn, user_id=ctx.user_id, agent_id=ctx.agent_id, event_ids=list(keyword | similarity)
-        )
-        places = {i: Neighbourhood(task, prev, nxt) for i, (task, prev, nxt) in around.items()}
+        around = await ctx.ledger.neighbourhoods(list(keyword | similarity))
+        places = dict(around)
         # Neighbours found only through an anchor sit in the anchor's task, next
         # to it (the answer after a matching question borrows from the question);
         # their similarity is looked up exactly below.
@@ -278,18 +242,7 @@ class LedgerHybrid:
                 places[place.next_id] = Neighbourhood(place.task_id, anchor, known.next_id)
         missing = [i for i in places if i not in similarity]
         if missing:
-            similarity.update(
-                await similarities(
-                    ctx.conn,
-                    table="event_vectors",
-                    id_column="event_id",
-                    user_id=ctx.user_id,
-                    agent_id=ctx.agent_id,
-                    space=ctx.space,
-                    embedding=await ctx.query_embedding(),
-                    ids=missing,
-                )
-            )
+            similarity.update(await ctx.ledger.similarities(missing))
         scores = blend(keyword, similarity, keyword_share=tuning.keyword_share)
         ranked = spread(
             scores, places, neighbour_weight=tuning.neighbour_weight, task_weight=tuning.task_weight
@@ -302,33 +255,25 @@ class FactsVector:
 
     name = "facts_vector"
     order = 60
+    uses_embedding = True
+    intent_boosts: Mapping[str, float] = {"quote": 0.7, "facts": 1.4}
 
     async def run(self, ctx: RecallContext) -> list[RecallCandidate]:
-        vector = await ctx.query_embedding()
-        hits = await facts_sql.nearest_facts(
-            ctx.conn,
-            user_id=ctx.user_id,
-            agent_id=ctx.agent_id,
-            space=ctx.space,
-            embedding=vector,
-            k=ctx.candidates,
-        )
-        ctx_cache(ctx)["facts_vector"] = [h[0] for h in hits]
+        hits = await ctx.facts.nearest(ctx.candidates)
+        ctx.cache["facts_vector"] = [h[0] for h in hits]
         return [_fact_candidate(f, s) for f, s in await _facts_by_ids(ctx, hits)]
 
 
 class LongInput:
-    """Long-document chunks; filled in by the long-input capability when installed."""
+    """Long-document chunks, labelled with chunk ids and quote hashes."""
 
     name = "long_input"
     order = 70
+    uses_embedding = True
+    intent_boosts: Mapping[str, float] = {"quote": 2.5}
 
     async def run(self, ctx: RecallContext) -> list[RecallCandidate]:
-        search = getattr(ctx.client, "_long_input_candidates", None)
-        if search is None:
-            return []
-        found: list[RecallCandidate] = await search(ctx)
-        return found
+        return await ctx.documents.excerpts(ctx.candidates)
 
 
 class Lineage:
@@ -336,42 +281,30 @@ class Lineage:
 
     name = "lineage"
     order = 90
+    uses_embedding = False
+    intent_boosts: Mapping[str, float] = {"quote": 1.8, "facts": 0.8}
 
     async def run(self, ctx: RecallContext) -> list[RecallCandidate]:
-        cache = ctx_cache(ctx)
         fact_ids: list[int] = []
         for key in ("facts_vector", "facts_keyword"):
-            for fid in cache.get(key, [])[:3]:
+            for fid in ctx.cache.get(key, [])[:3]:
                 if fid not in fact_ids:
                     fact_ids.append(fid)
         if not fact_ids:
             return []
-        rows = await ctx.conn.fetch(
-            """SELECT s.fact_id, s.event_id, s.quote, e.task_id, e.created_at
-               FROM fact_sources s JOIN events e ON e.user_id = s.user_id AND e.event_id = s.event_id
-               WHERE s.user_id = $1 AND s.agent_id = $2 AND s.fact_id = ANY($3::bigint[])
-                 AND s.quote <> '' AND e.redacted_at IS NULL
-               ORDER BY array_position($3::bigint[], s.fact_id), s.event_id""",
-            ctx.user_id,
-            ctx.agent_id,
-            fact_ids,
-        )
+        quotes = await ctx.facts.source_quotes(fact_ids)
         return [
             RecallCandidate(
-                key=f"quote:{r['fact_id']}:{r['event_id']}",
+                key=f"quote:{q.fact_id}:{q.event_id}",
                 source="lineage",
                 section="Sources",
-                text=f'"{r["quote"]}" (event {r["event_id"]}, task {r["task_id"]}, source of fact {r["fact_id"]})',
+                text=f'"{q.quote}" (event {q.event_id}, task {q.task_id}, source of fact {q.fact_id})',
                 score=1.0 / (i + 1),
-                ids={"fact_id": r["fact_id"], "event_ids": [r["event_id"]], "task_id": r["task_id"]},
-                created_at=r["created_at"],
+                ids={"fact_id": q.fact_id, "event_ids": [q.event_id], "task_id": q.task_id},
+                created_at=q.created_at,
             )
-            for i, r in enumerate(rows)
+            for i, q in enumerate(quotes)
         ]
-
-
-def ctx_cache(ctx: RecallContext) -> dict[str, Any]:
-    return ctx.cache
 
 
 BUILTIN_STRATEGIES = (

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from engram import ConfigurationError, Engram
 from engram.cli import main
-from engram.reembed import pending_counts
+from engram.admin.reembed import pending_counts
 
 
 class SixteenDims:
@@ -41,8 +41,8 @@ async def test_changing_dimension_is_refused_then_reembedded(
         await first.add("The user drinks oolong tea", **scope)
         await first.add("The user runs marathons", **scope)
         event = await first.record_event("space-task", role="user", content="hello", **scope)
-        async with first._connection() as conn:
-            from engram.ledger import store_event_vectors
+        async with first._rt.connection() as conn:
+            from engram.ledger.store import store_event_vectors
 
             (vec,) = await first.get_embedder().embed(["hello"])
             await store_event_vectors(
@@ -70,7 +70,7 @@ async def test_changing_dimension_is_refused_then_reembedded(
             "facts": 2,
             "event_vectors": 1,
         }
-        from engram.reembed import reembed
+        from engram.admin.reembed import reembed
 
         done = await reembed(second, batch_size=1)
         assert done["facts"] == 2 and done["event_vectors"] == 1

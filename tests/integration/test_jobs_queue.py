@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from conftest import count_rows
 
 from engram import Engram, InvalidInputError, NotFoundError
-from engram.jobs import queue
-from engram.ledger import append_events, claim_task
+from engram.jobs import store as queue
+from engram.ledger.store import append_events, claim_task
 
 
 async def _turn(engram: Engram, scope: dict[str, str], task: str | None = None, text: str = "hello") -> Any:
@@ -22,7 +22,7 @@ async def _turn(engram: Engram, scope: dict[str, str], task: str | None = None, 
 
 
 async def _enqueue(engram: Engram, scope: dict[str, str], **kw: Any) -> int:
-    async with engram._transaction() as conn:
+    async with engram._rt.transaction() as conn:
         job_id, _ = await queue.enqueue(
             conn,
             kind=kw.pop("kind", "derive"),
@@ -36,7 +36,7 @@ async def _enqueue(engram: Engram, scope: dict[str, str], **kw: Any) -> int:
 
 async def _claim_only(engram: Engram, job_id: int, scope: dict[str, str], worker: str, lease: float) -> Any:
     """Claim exactly ``job_id`` (other tests' jobs share the table): bump everything else's run_at away."""
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         # Make only this job due for the claim by giving it top priority and claiming 1.
         await conn.execute(
             "UPDATE memory_jobs SET priority = 32000 WHERE user_id = $1 AND job_id = $2",
@@ -73,12 +73,12 @@ async def test_rollback_leaves_neither_events_nor_job(
 ) -> None:
     task = "rb-" + uuid.uuid4().hex[:8]
     with pytest.raises(RuntimeError):
-        async with engram._transaction() as conn:
+        async with engram._rt.transaction() as conn:
             await claim_task(conn, task, scope["user_id"], scope["agent_id"])
             rows = await append_events(
                 conn, **scope, task_id=task, roles=("user",), contents=("hi",), metadata={}, turns=1
             )
-            job_id = await engram._enqueue_derivation(
+            job_id = await engram._queue.enqueue_derivation(
                 conn, **scope, task_id=task, event_ids=[rows[0]["event_id"]], turn_count=1
             )
             assert job_id is not None
@@ -100,8 +100,8 @@ async def test_dedupe_key_makes_enqueue_idempotent(
     )
     # The record_turn hook uses a key per event range: calling it twice adds nothing.
     turn = await _turn(engram, scope)
-    async with engram._transaction() as conn:
-        dup = await engram._enqueue_derivation(
+    async with engram._rt.transaction() as conn:
+        dup = await engram._queue.enqueue_derivation(
             conn, **scope, task_id=turn.task_id, event_ids=list(turn.event_ids), turn_count=1
         )
     assert dup == turn.job_id
@@ -112,7 +112,7 @@ async def test_claim_skips_locked_and_future_jobs(
 ) -> None:
     ids = [await _enqueue(engram, scope, priority=30000) for _ in range(6)]
     later = await _enqueue(engram, scope, priority=30000, delay_seconds=3600)
-    pool = await engram._get_pool()
+    pool = await engram._rt.pool()
     async with pool.acquire() as a, pool.acquire() as b:
         got_a, got_b = await asyncio.gather(
             queue.claim(a, worker_id="wa", limit=3, lease_seconds=60),
@@ -128,12 +128,12 @@ async def test_fencing_expired_worker_cannot_complete(engram: Engram, scope: dic
     job_id = await _enqueue(engram, scope)
     old = await _claim_only(engram, job_id, scope, "worker-old", lease=0.05)
     await asyncio.sleep(0.1)
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         assert await queue.reap(conn) >= 1
         assert (await queue.get_job(conn, job_id=job_id, **scope)).state == "queued"  # type: ignore[union-attr]
     new = await _claim_only(engram, job_id, scope, "worker-new", lease=60)
     assert new.attempts == 2
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         assert await queue.complete(conn, old, {"by": "old"}) is False
         assert await queue.fail(conn, old, "late", retry_in_seconds=0) is None
         assert await queue.heartbeat(conn, [old], lease_seconds=60) == set()
@@ -147,19 +147,19 @@ async def test_fencing_expired_worker_cannot_complete(engram: Engram, scope: dic
 async def test_fail_backs_off_then_fails_with_error_kept(engram: Engram, scope: dict[str, str]) -> None:
     job_id = await _enqueue(engram, scope, max_attempts=2)
     job = await _claim_only(engram, job_id, scope, "w", lease=60)
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         assert await queue.fail(conn, job, "boom 1", retry_in_seconds=30) == "queued"
     queued = await engram.get_job(job_id, **scope)
     assert queued.attempts == 1 and queued.last_error == "boom 1"
     assert (queued.run_at - queued.created_at).total_seconds() > 25
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         await conn.execute(
             "UPDATE memory_jobs SET run_at = now() WHERE user_id = $1 AND job_id = $2",
             scope["user_id"],
             job_id,
         )
     job = await _claim_only(engram, job_id, scope, "w", lease=60)
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         assert await queue.fail(conn, job, "boom 2", retry_in_seconds=30) == "failed"
     failed = await engram.get_job(job_id, **scope)
     assert failed.state == "failed" and failed.attempts == 2 and failed.last_error == "boom 2"
@@ -175,20 +175,20 @@ async def test_fail_backs_off_then_fails_with_error_kept(engram: Engram, scope: 
 async def test_snooze_keeps_attempts_and_release_gives_back(engram: Engram, scope: dict[str, str]) -> None:
     job_id = await _enqueue(engram, scope)
     job = await _claim_only(engram, job_id, scope, "w", lease=60)
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         assert await queue.snooze(conn, job, "429 slow down", seconds=120)
     snoozed = await engram.get_job(job_id, **scope)
     assert snoozed.state == "queued" and snoozed.attempts == 0
     assert snoozed.errors[-1].kind == "rate_limited"
     assert (snoozed.run_at - snoozed.created_at).total_seconds() > 100
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         await conn.execute(
             "UPDATE memory_jobs SET run_at = now() WHERE user_id = $1 AND job_id = $2",
             scope["user_id"],
             job_id,
         )
     job = await _claim_only(engram, job_id, scope, "w2", lease=60)
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         assert await queue.release(conn, [job]) == 1
     released = await engram.get_job(job_id, **scope)
     assert released.state == "queued" and released.attempts == 0
@@ -198,7 +198,7 @@ async def test_reaper_fails_a_job_that_keeps_losing_its_worker(engram: Engram, s
     job_id = await _enqueue(engram, scope, max_attempts=1)
     await _claim_only(engram, job_id, scope, "doomed", lease=0.05)
     await asyncio.sleep(0.1)
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         await queue.reap(conn)
     job = await engram.get_job(job_id, **scope)
     assert job.state == "failed" and "lease expired" in (job.last_error or "")
@@ -212,7 +212,7 @@ async def test_cancel_and_error_history_cap(engram: Engram, scope: dict[str, str
     capped = await _enqueue(engram, scope, max_attempts=1000)
     for i in range(queue.MAX_ERROR_HISTORY + 5):
         job = await _claim_only(engram, capped, scope, "w", lease=60)
-        async with engram._connection() as conn:
+        async with engram._rt.connection() as conn:
             await queue.snooze(conn, job, f"rate limit {i}", seconds=0)
     job = await engram.get_job(capped, **scope)
     assert len(job.errors) == queue.MAX_ERROR_HISTORY
@@ -251,7 +251,7 @@ def _seed_failed(database_url: str, scope: dict[str, str]) -> int:
         async with Engram(database_url, memory_policy="default", embedder="hashing") as e:
             job_id = await _enqueue(e, scope, max_attempts=1)
             job = await _claim_only(e, job_id, scope, "cli", lease=60)
-            async with e._connection() as conn:
+            async with e._rt.connection() as conn:
                 await queue.fail(conn, job, "broken", retry_in_seconds=0)
             return job_id
 

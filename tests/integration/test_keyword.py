@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engram import Engram
-from engram.keyword import keyword_search
+from engram.search.keyword import keyword_search
 
 
 async def test_rare_terms_outrank_a_name_in_every_turn(engram: Engram, scope: dict[str, str]) -> None:
@@ -19,7 +19,7 @@ async def test_rare_terms_outrank_a_name_in_every_turn(engram: Engram, scope: di
         "Melanie: that sounds great, Caroline!",
     ]
     ids = [(await engram.record_event(task, role="user", content=c, **scope)).event_id for c in chatter]
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         hits = await keyword_search(
             conn,
             table="events",
@@ -32,7 +32,7 @@ async def test_rare_terms_outrank_a_name_in_every_turn(engram: Engram, scope: di
     assert hits[0][0] == ids[4]
     assert hits[0][1] > hits[1][1]
     # Terms in no row, or a query of stop words only, find nothing (and do not fail).
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         for query in ("zeppelin quasar", "the and of"):
             assert (
                 await keyword_search(
@@ -52,7 +52,7 @@ async def test_keyword_search_is_scoped_and_quotes_odd_lexemes(engram: Engram, s
     other = {"user_id": scope["user_id"] + "-o", "agent_id": scope["agent_id"]}
     await engram.add("O'Brien's build uses C++ and back\\slash 'quotes'", **scope)
     await engram.add("O'Brien's build uses C++ too", **other)
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         hits = await keyword_search(
             conn,
             table="facts",
@@ -67,7 +67,7 @@ async def test_keyword_search_is_scoped_and_quotes_odd_lexemes(engram: Engram, s
 
 
 async def test_unknown_table_is_refused(engram: Engram, scope: dict[str, str]) -> None:
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         with pytest.raises(ValueError):
             await keyword_search(
                 conn, table="pg_user", id_column="usename", user_id="u", agent_id="a", query="x", k=1
@@ -84,7 +84,7 @@ async def test_large_scopes_bound_the_work_and_keep_rare_terms_exact(
     rare = await engram.record_event(task, role="tool", content="deploy failed: zebra timeout", **scope)
 
     async def search(**bounds: int) -> list[tuple[int, float]]:
-        async with engram._connection() as conn:
+        async with engram._rt.connection() as conn:
             return await keyword_search(
                 conn,
                 table="events",
@@ -115,13 +115,13 @@ async def test_large_scopes_bound_the_work_and_keep_rare_terms_exact(
 async def test_trigram_search_finds_misspelt_identifiers_both_ways(
     engram: Engram, scope: dict[str, str], scan_rows: int
 ) -> None:
-    from engram.facts import trigram_facts
+    from engram.facts.store import trigram_facts
 
     other = {"user_id": scope["user_id"] + "-o", "agent_id": scope["agent_id"]}
     wanted = await engram.add("The cluster runs Kubernetes 1.31 on Hetzner", **scope)
     await engram.add("The user prefers tabs over spaces", **scope)
     await engram.add("The cluster runs Kubernetes on Hetzner too", **other)
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         hits = await trigram_facts(
             conn,
             user_id=scope["user_id"],

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from conftest import count_rows
 
 from engram import Engram, InvalidInputError, NotFoundError, ScopeError
-from engram.chunking import MAX_DOCUMENT_CHARS, document_sha256, quote_hash, stable_chunk_id
-from engram.longinput import PREVIEW_CHARS
+from engram.longinput.chunking import MAX_DOCUMENT_CHARS, document_sha256, quote_hash, stable_chunk_id
+from engram.longinput.api import PREVIEW_CHARS
 
 CONTRACT = """# Master Services Agreement
 
@@ -260,7 +260,7 @@ async def test_failure_inside_the_transaction_leaves_nothing(
         raise RuntimeError("queue unavailable")
 
     # Runs after the event, the document and its chunks were written.
-    monkeypatch.setattr(engram, "_enqueue_chunk_embedding", broken)
+    monkeypatch.setattr(engram._queue, "enqueue_chunk_embedding", broken)
     with pytest.raises(RuntimeError):
         await engram.record_long_input(_task(), CONTRACT, **scope)
     await _only_zero(raw_conn, scope["user_id"])

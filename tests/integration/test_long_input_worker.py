@@ -20,7 +20,7 @@ async def test_record_long_input_queues_chunk_embedding_for_the_worker(
     task = f"{scope['user_id']}:contract"
     record = await engram.record_long_input(task, CONTRACT, title="MSA", **scope)
     assert record.job_id is not None if hasattr(record, "job_id") else True
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         missing = await conn.fetchval(
             "SELECT count(*) FROM long_input_chunks WHERE user_id = $1 AND embedding IS NULL",
             scope["user_id"],
@@ -37,7 +37,7 @@ async def test_record_long_input_queues_chunk_embedding_for_the_worker(
     while await engram.process_jobs(batch_size=10):
         pass
 
-    async with engram._connection() as conn:
+    async with engram._rt.connection() as conn:
         still_missing = await conn.fetchval(
             "SELECT count(*) FROM long_input_chunks WHERE user_id = $1 AND embedding IS NULL",
             scope["user_id"],

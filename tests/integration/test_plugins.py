@@ -64,7 +64,7 @@ def test_third_party_plugin_is_discovered_and_used(installed_plugin: None, scrat
         """
         import asyncio, json
         from engram import Engram, plugins
-        from engram.redaction import redact
+        from engram.privacy.redaction import redact
         import engram_plugin_shout
 
         async def main():

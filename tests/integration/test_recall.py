@@ -245,7 +245,7 @@ async def test_plans_follow_the_scope_size_and_stay_transaction_local(
     from engram.recall.api import LARGE_SCOPE_ROWS, choose_plan_mode
 
     async def mode() -> tuple[bool, str]:
-        async with engram._connection() as conn, conn.transaction(readonly=True):
+        async with engram._rt.connection() as conn, conn.transaction(readonly=True):
             large = await choose_plan_mode(conn, scope["user_id"], scope["agent_id"])
             return large, await conn.fetchval("SHOW plan_cache_mode")
 
@@ -254,7 +254,7 @@ async def test_plans_follow_the_scope_size_and_stay_transaction_local(
     for i in range(LARGE_SCOPE_ROWS + 1):
         await engram.record_event(task, role="tool", content=f"step {i}", **scope)
     assert await mode() == (True, "force_custom_plan")
-    async with engram._connection() as conn:  # the pool's sessions keep their default
+    async with engram._rt.connection() as conn:  # the pool's sessions keep their default
         assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
     trace = await engram.trace_recall("step 7", **scope)  # and recall works at that size
     assert trace.items

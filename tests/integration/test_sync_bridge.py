@@ -28,7 +28,7 @@ def bridge(database_url: str) -> Any:
 
 def test_bridge_client_lives_on_the_bridge_loop(bridge: SyncBridge) -> None:
     assert bridge.owns_loop and bridge.client.is_connected
-    pool = bridge.client._pool
+    pool = bridge.client._rt.db.pool
     assert pool is not None and pool._loop is bridge.loop  # the pool belongs to that loop
     user = f"sync-{uuid.uuid4().hex[:10]}"
     fact = bridge.run(bridge.client.add("Sync callers can write facts.", user_id=user, agent_id=AGENT))

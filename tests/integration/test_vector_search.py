@@ -14,7 +14,8 @@ import asyncpg
 import numpy as np
 
 from engram import Engram
-from engram.vectors import nearest, vector_literal
+from engram.embeddings.space import vector_literal
+from engram.search.vector import nearest
 
 DIM = 32
 # The production threshold is 10,000 rows; a lower one keeps the test quick while
@@ -51,7 +52,7 @@ async def test_filtered_search_matches_exact_for_large_and_small_tenants(scratch
     async with Engram(scratch_dsn, embedder=RandomEmbedder()) as client:
         space = client.embedding_space
         conn: asyncpg.Connection
-        async with client._connection() as conn:
+        async with client._rt.connection() as conn:
             for user, vecs in tenants.items():
                 await conn.executemany(
                     "INSERT INTO facts (user_id, agent_id, content, embedding, embedding_space) "

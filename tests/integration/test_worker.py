@@ -214,11 +214,11 @@ async def test_checkpoints_every_n_turns_and_on_demand(database_url: str, scope:
         assert fresh.turn_count == 5
         again = await e.checkpoint(task, **scope)  # nothing new: the same checkpoint
         assert again.checkpoint_id == fresh.checkpoint_id
-        from engram.jobs.derive import latest_checkpoint_row
+        from engram.checkpoints.store import latest_checkpoint
 
-        async with e._connection() as conn:
-            row = await latest_checkpoint_row(conn, task_id=task, **scope)
-        assert row is not None and row["checkpoint_id"] == fresh.checkpoint_id
+        async with e._rt.connection() as conn:
+            row = await latest_checkpoint(conn, task_id=task, **scope)
+        assert row is not None and row.checkpoint_id == fresh.checkpoint_id
 
 
 async def test_checkpoint_and_lineage_refuse_bad_input(engram: Engram, scope: dict[str, str]) -> None:

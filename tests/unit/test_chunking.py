@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engram.chunking import (
+from engram.longinput.chunking import (
     MAX_DOCUMENT_CHARS,
     ChunkSpan,
     _sentences,

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from engram import WorkerOptions
-from engram.jobs import queue
+from engram.jobs import store as queue
 
 
 def test_backoff_is_exponential_with_jitter_and_capped() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engram.recall.hybrid import Neighbourhood, blend, spread
+from engram_strategies.hybrid import Neighbourhood, blend, spread
 
 # -- the arithmetic -------------------------------------------------------------
 

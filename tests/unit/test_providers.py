@@ -304,7 +304,7 @@ async def test_empty_summary_is_an_error(standin: StandIn, provider: str) -> Non
 
 
 async def test_secrets_are_redacted_before_sending(standin: StandIn, provider: str) -> None:
-    pytest.importorskip("engram.redaction", reason="engram.redaction is not written yet")
+    pytest.importorskip("engram.privacy.redaction", reason="engram.privacy.redaction is not written yet")
     make, path = PROVIDERS[provider]
     quote = "you can mail me at"
     standin.script(
@@ -343,7 +343,7 @@ async def test_secrets_are_redacted_before_sending(standin: StandIn, provider: s
 async def test_redaction_fails_closed_when_unavailable(
     standin: StandIn, provider: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "engram.redaction", None)  # import now raises ImportError
+    monkeypatch.setitem(sys.modules, "engram.privacy.redaction", None)  # import now raises ImportError
     make, _ = PROVIDERS[provider]
     with pytest.raises(PluginError, match="refusing to send"):
         await make(standin).extract(extraction_request(redact=True))
@@ -351,7 +351,7 @@ async def test_redaction_fails_closed_when_unavailable(
 
 
 async def test_unknown_redactor_is_refused_before_sending(standin: StandIn, provider: str) -> None:
-    pytest.importorskip("engram.redaction", reason="engram.redaction is not written yet")
+    pytest.importorskip("engram.privacy.redaction", reason="engram.privacy.redaction is not written yet")
     policy = make_policy(redact=False).model_copy(
         update={"redaction": RedactionSettings(before_model=("no_such_redactor",))}
     )

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from engram import plugins
 from engram.errors import ConfigurationError, InvalidInputError, PluginError
 from engram.interfaces import Detection, Redactor
-from engram.redaction import (
+from engram.privacy.redaction import (
     DEFAULT_REDACTORS,
     RedactionResult,
     apply_detections,

@@ -5,5 +5,10 @@ from __future__ import annotations
 from engram import Engram, WorkerOptions
 
 
-def test_engram_instances_share_worker_options_default() -> None:
-    assert Engram.worker_options == WorkerOptions()
+def test_engram_instances_start_with_default_worker_options() -> None:
+    # Constructing a client opens nothing, so no database is needed here.
+    client = Engram("postgresql://nobody@127.0.0.1:1/none", embedder="hashing")
+    assert client.worker_options == WorkerOptions()
+    client.worker_options = WorkerOptions(max_attempts=2)
+    assert client.worker_options.max_attempts == 2
+    assert Engram("postgresql://nobody@127.0.0.1:1/none", embedder="hashing").worker_options == WorkerOptions()

@@ -196,6 +196,24 @@ async def heartbeat(conn: asyncpg.Connection, jobs: Sequence[Job], *, lease_seco
     return {r["job_id"] for r in rows}
 
 
+async def fence(conn: asyncpg.Connection, job: Job) -> bool:
+    """Lock our job row inside the caller's transaction; False if the lease was lost.
+
+    Locked, the reaper skips the row, so nobody can take the job over before the
+    transaction that writes its results commits or rolls back.
+    """
+    held = await conn.fetchval(
+        """SELECT 1 FROM memory_jobs
+           WHERE user_id = $1 AND job_id = $2 AND lease_owner = $3 AND attempts = $4 AND state = 'running'
+           FOR UPDATE""",
+        job.user_id,
+        job.job_id,
+        job.lease_owner,
+        job.attempts,
+    )
+    return held is not None
+
+
 async def complete(conn: asyncpg.Connection, job: Job, result: dict[str, Any] | None = None) -> bool:
     """Mark a claimed job succeeded.  False means the lease was lost: roll back."""
     row = await conn.fetchval(

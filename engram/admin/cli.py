@@ -1,4 +1,4 @@
-"""Operator commands: ``engram doctor``, ``engram reembed``, ``engram policies``."""
+"""Operator commands: ``doctor``, ``migrate``, ``reembed``, ``policies`` and ``server``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .cli import client_options, make_client, run_async
+from ..clitools import client_options, make_client, run_async
 
 #: pgvector releases before this had HNSW vacuum/repair bugs.
 MIN_PGVECTOR = (0, 8, 4)
@@ -25,8 +25,9 @@ async def doctor_command(dsn: str | None, policy: str | None) -> None:
 
     Exits with status 3 when a check fails.
     """
-    from .db.migrate import REQUIRED_EXTENSIONS, available_migrations
-    from .errors import EngramError
+    from ..db.migrate import REQUIRED_EXTENSIONS, available_migrations, migration_history
+    from ..embeddings.store import active_space
+    from ..errors import EngramError
 
     problems = 0
 
@@ -48,7 +49,7 @@ async def doctor_command(dsn: str | None, policy: str | None) -> None:
         )
         sys.exit(3)
     try:
-        async with client._connection() as conn:
+        async with client._rt.connection() as conn:
             version = await conn.fetchval("SHOW server_version")
             report(
                 int(await conn.fetchval("SHOW server_version_num")) >= 160000,
@@ -64,15 +65,16 @@ async def doctor_command(dsn: str | None, policy: str | None) -> None:
             if "vector" in exts:
                 ok = _version_tuple(exts["vector"]) >= MIN_PGVECTOR
                 report(ok or None, "pgvector version", exts["vector"], "upgrade pgvector to 0.8.4 or newer")
-            applied = await conn.fetchval("SELECT max(version) FROM engram_migrations")
+            history = await migration_history(conn)
+            applied = history[-1]["version"] if history else None
             latest = available_migrations()[-1].version
             report(applied == latest, "schema", f"migration {applied} of {latest}", "run `engram migrate`")
-            active = await conn.fetchrow("SELECT space, dimension FROM embedding_spaces WHERE active")
+            active = await active_space(conn)
             mine = client.embedding_space
             report(
-                active is not None and active["space"] == mine.name,
+                active is not None and active.name == mine.name,
                 "embedding space",
-                f"database {active['space'] if active else 'none'}, client {mine.name}",
+                f"database {active.name if active else 'none'}, client {mine.name}",
                 "set ENGRAM_EMBEDDER to the database's embedder, or allow the change and run `engram reembed`",
             )
         from .reembed import pending_counts
@@ -91,16 +93,15 @@ async def doctor_command(dsn: str | None, policy: str | None) -> None:
             "pool",
             f"min {s.min_pool_size}, max {s.max_pool_size}, pgbouncer mode {'on' if s.pgbouncer else 'off'}",
         )
-        if hasattr(client, "job_stats"):
-            stats = await client.job_stats()
-            data: dict[str, Any] = stats.model_dump()
-            failed = int(data.get("failed", 0))
-            report(
-                failed == 0 or None,
-                "memory_jobs",
-                ", ".join(f"{k}={v}" for k, v in data.items()),
-                "inspect with `engram jobs`, re-queue with `engram jobs retry --failed`",
-            )
+        stats = await client.job_stats()
+        data: dict[str, Any] = stats.model_dump()
+        failed = int(data.get("failed", 0))
+        report(
+            failed == 0 or None,
+            "memory_jobs",
+            ", ".join(f"{k}={v}" for k, v in data.items()),
+            "inspect with `engram jobs`, re-queue with `engram jobs retry --failed`",
+        )
     finally:
         await client.close()
     if problems:
@@ -136,7 +137,7 @@ async def reembed_command(batch_size: int, dsn: str | None, policy: str | None) 
 @click.command("policies")
 def policies_command() -> None:
     """List installed memory policies and the plugin each comes from."""
-    from . import plugins
+    from .. import plugins
 
     sources = plugins.plugin_sources()
     for plugin_name, args in sorted(
@@ -151,4 +152,47 @@ def policies_command() -> None:
         click.echo(f"    critical slots: {slots}")
 
 
-commands = [doctor_command, reembed_command, policies_command]
+@click.command("migrate")
+@client_options
+@run_async
+async def migrate_command(dsn: str | None, policy: str | None) -> None:
+    """Apply pending database migrations (also done on every connect)."""
+    from ..db.migrate import available_migrations, migration_history
+
+    async with make_client(dsn, policy) as client, client._rt.connection() as conn:
+        rows = await migration_history(conn)
+    click.echo(f"schema is at version {rows[-1]['version']} ({len(available_migrations())} migrations known)")
+    for row in rows:
+        click.echo(f"  {row['version']:04d} {row['name']}  applied {row['applied_at']:%Y-%m-%d %H:%M:%S}")
+
+
+@click.group("server")
+def server_group() -> None:
+    """Manage the embedded PostgreSQL server under ENGRAM_HOME."""
+
+
+@server_group.command("status")
+def server_status() -> None:
+    """Show whether the embedded server runs, and where."""
+    from ..settings import EngramSettings
+
+    settings = EngramSettings()
+    pgdata = settings.home / "pgdata"
+    pid_file = pgdata / "postmaster.pid"
+    if pid_file.exists():
+        click.echo(f"running (pid {pid_file.read_text().splitlines()[0]}) with data in {pgdata}")
+    else:
+        click.echo(f"not running; data folder {pgdata}")
+
+
+@server_group.command("stop")
+def server_stop() -> None:
+    """Stop the embedded server (clients connected to it lose their connections)."""
+    from ..db.embedded import stop_embedded
+    from ..settings import EngramSettings
+
+    stopped = stop_embedded(EngramSettings().home)
+    click.echo("stopped" if stopped else "was not running")
+
+
+commands = [doctor_command, migrate_command, reembed_command, policies_command, server_group]

@@ -6,22 +6,16 @@ just before it, and a question about a trip is best answered from the session
 where the trip was discussed.  So the score of an event mixes its keyword and
 vector evidence, then borrows from its neighbours in the same task and from the
 best event of its task.  Everything here is pure arithmetic over the candidates
-the SQL searches found; the strategy in ``engram_strategies`` does the I/O.
+the searches found; the ``ledger_hybrid`` strategy does the I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from engram.recall.context import Neighbourhood
 
-@dataclass(frozen=True)
-class Neighbourhood:
-    """Where an event sits: its task and the events just before and after it."""
-
-    task_id: str
-    prev_id: int | None
-    next_id: int | None
+__all__ = ["Neighbourhood", "blend", "spread"]
 
 
 def blend(
