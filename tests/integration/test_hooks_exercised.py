@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
+import click
 import pytest
 
 from engram import CriticalSlot, Engram, MemoryPolicy, hookimpl, plugins
@@ -34,6 +35,7 @@ STRATEGY = "exercised_strategy"
 REDACTOR = "exercised_redactor"
 POLICY = "exercised-policy"
 SUMMARY_PREFIX = "exercised summary of"
+COMMAND = "exercised-hello"
 
 
 # --------------------------------------------------------------------------- the plugin's parts
@@ -124,6 +126,13 @@ class RecordingRedactor:
         ]
 
 
+@click.command(COMMAND)
+@click.option("--name", default="world")
+def exercised_command(name: str) -> None:
+    """A command added by the exercised-hooks test plugin."""
+    click.echo(f"hello, {name}, from the exercised plugin")
+
+
 def exercised_policy() -> MemoryPolicy:
     return MemoryPolicy(
         name=POLICY,
@@ -144,6 +153,7 @@ class ExercisedPlugin:
         self.events: list[Any] = []
         self.facts: list[Any] = []
         self.traces: list[Any] = []
+        self.clis: list[Any] = []
 
     def _embedder(self, settings: Any = None) -> RecordingEmbedder:
         self.embedders.append(RecordingEmbedder())
@@ -173,6 +183,11 @@ class ExercisedPlugin:
     @hookimpl
     def register_policies(self, register: Callable[..., None]) -> None:
         register(self.policy)
+
+    @hookimpl
+    def register_commands(self, cli: Any) -> None:
+        self.clis.append(cli)
+        cli.add_command(exercised_command)
 
     # observation hooks
     @hookimpl
@@ -342,6 +357,53 @@ async def test_hook_register_policies(
     assert trace.policy == POLICY
     assert trace.context.startswith("## Pinned facts\n- Exercised slot value: kumquat")
     assert PLUGIN_NAME in dict(plugins.registrations_by_plugin("register_policies"))
+
+
+def test_hook_register_commands(plugin: ExercisedPlugin) -> None:
+    from click.testing import CliRunner
+
+    from engram import cli
+
+    # A first import of engram.cli, with the plugin already registered, has run the hook too.
+    cli.main.commands.pop(COMMAND, None)
+    plugin.clis.clear()
+    before = dict(cli.main.commands)
+    try:
+        cli._load_commands()  # what importing engram.cli does, now with the plugin registered
+        assert plugin.clis == [cli.main]
+        assert cli.main.commands[COMMAND] is exercised_command
+        result = CliRunner().invoke(cli.main, [COMMAND, "--name", "bees"])
+        assert result.exit_code == 0, result.output
+        assert result.output == "hello, bees, from the exercised plugin\n"
+        assert COMMAND in CliRunner().invoke(cli.main, ["--help"]).output
+    finally:
+        cli.main.commands.clear()
+        cli.main.commands.update(before)
+
+
+def test_register_commands_cannot_replace_a_builtin_command() -> None:
+    from engram import PluginError, cli
+
+    @click.command("worker")
+    def impostor() -> None:
+        """Not the real worker."""
+
+    class Replacer:
+        @hookimpl
+        def register_commands(self, cli: Any) -> None:
+            cli.add_command(impostor)
+
+    before = dict(cli.main.commands)
+    pm = plugins.get_plugin_manager()
+    pm.register(Replacer(), name="replacer")
+    try:
+        with pytest.raises(PluginError, match="worker"):
+            cli._load_commands()
+    finally:
+        pm.unregister(name="replacer")
+        cli.main.commands.clear()
+        cli.main.commands.update(before)
+    assert cli.main.commands["worker"] is not impostor
 
 
 # --------------------------------------------------------------------------- observation hooks
