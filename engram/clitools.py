@@ -19,6 +19,7 @@ from .errors import EngramError
 
 T = TypeVar("T")
 
+
 def run_async(func: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
     """Run an async click callback, turning Engram errors into exit code 1."""
 

@@ -25,7 +25,13 @@ async def doctor_command(dsn: str | None, policy: str | None) -> None:
 
     Exits with status 3 when a check fails.
     """
-    from ..db.migrate import REQUIRED_EXTENSIONS, available_migrations, migration_history
+    from ..db.migrate import (
+        MIN_SERVER_VERSION,
+        REQUIRED_EXTENSIONS,
+        available_migrations,
+        migration_history,
+        server_facts,
+    )
     from ..embeddings.store import active_space
     from ..errors import EngramError
 
@@ -50,16 +56,8 @@ async def doctor_command(dsn: str | None, policy: str | None) -> None:
         sys.exit(3)
     try:
         async with client._rt.connection() as conn:
-            version = await conn.fetchval("SHOW server_version")
-            report(
-                int(await conn.fetchval("SHOW server_version_num")) >= 160000,
-                "server",
-                f"PostgreSQL {version}",
-            )
-            exts = {
-                r["extname"]: r["extversion"]
-                for r in await conn.fetch("SELECT extname, extversion FROM pg_extension")
-            }
+            version, number, exts = await server_facts(conn)
+            report(number >= MIN_SERVER_VERSION, "server", f"PostgreSQL {version}")
             for ext in REQUIRED_EXTENSIONS:
                 report(ext in exts, f"extension {ext}", exts.get(ext, "missing"), f"CREATE EXTENSION {ext}")
             if "vector" in exts:

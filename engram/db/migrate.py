@@ -48,6 +48,17 @@ def available_migrations() -> list[Migration]:
     return found
 
 
+async def server_facts(conn: asyncpg.Connection) -> tuple[str, int, dict[str, str]]:
+    """(server version text, server_version_num, installed extension -> version), for ``doctor``."""
+    version = await conn.fetchval("SHOW server_version")
+    number = int(await conn.fetchval("SHOW server_version_num"))
+    extensions = {
+        r["extname"]: r["extversion"]
+        for r in await conn.fetch("SELECT extname, extversion FROM pg_extension")
+    }
+    return str(version), number, extensions
+
+
 async def check_server(conn: asyncpg.Connection, *, create_extensions: bool) -> None:
     """Refuse servers older than 16 and make sure vector, pg_trgm and btree_gin exist."""
     version = int(await conn.fetchval("SHOW server_version_num"))

@@ -183,10 +183,10 @@ class SentenceTransformerEmbedder:
 def create_embedder(settings: object | None = None) -> SentenceTransformerEmbedder:
     """Factory registered as ``sentence-transformers``.
 
-    ``ENGRAM_ST_MODEL_PATH`` (or a ``st_model_path`` attribute on ``settings``)
+    ``ENGRAM_ST_MODEL_PATH``
     overrides the bundled model folder.
     """
-    path = getattr(settings, "st_model_path", None) or os.environ.get("ENGRAM_ST_MODEL_PATH") or None
+    path = os.environ.get("ENGRAM_ST_MODEL_PATH") or None
     return SentenceTransformerEmbedder(path)
 
 

@@ -1,9 +1,10 @@
 """Engram's built-in recall strategies, registered through the same hook a
 third-party strategy would use.
 
-Each strategy proposes a ranked list; ``recall`` fuses them.  SQL lives with the
-module that owns each table (``engram.facts``, ``engram.ledger``, ...); the
-strategies only decide what to ask and how to present it.
+Each strategy proposes a ranked list; ``recall`` fuses them.  They read memory
+only through the public :class:`engram.RecallContext` readers (whose SQL lives
+in the stores that own each table), so a third-party strategy can do anything
+these do; they only decide what to ask and how to present it.
 """
 
 from __future__ import annotations

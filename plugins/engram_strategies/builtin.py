@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 
-from engram.facts.models import Fact
-from engram.interfaces import RecallCandidate
-from engram.ledger.models import Event
-from engram.recall.context import RecallContext
+from engram import Event, Fact, RecallCandidate, RecallContext
 
 from .hybrid import Neighbourhood, blend, spread
 

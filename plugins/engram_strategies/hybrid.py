@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from engram.recall.context import Neighbourhood
+from engram.recall.context import Neighbourhood  # public: what the ledger reader returns
 
 __all__ = ["Neighbourhood", "blend", "spread"]
 

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from engram import ConfigurationError, Engram
-from engram.cli import main
 from engram.admin.reembed import pending_counts
+from engram.cli import main
 
 
 class SixteenDims:

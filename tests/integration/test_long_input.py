@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from conftest import count_rows
 
 from engram import Engram, InvalidInputError, NotFoundError, ScopeError
-from engram.longinput.chunking import MAX_DOCUMENT_CHARS, document_sha256, quote_hash, stable_chunk_id
 from engram.longinput.api import PREVIEW_CHARS
+from engram.longinput.chunking import MAX_DOCUMENT_CHARS, document_sha256, quote_hash, stable_chunk_id
 
 CONTRACT = """# Master Services Agreement
 

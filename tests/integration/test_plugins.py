@@ -89,6 +89,40 @@ def test_third_party_plugin_is_discovered_and_used(installed_plugin: None, scrat
     assert result["observed"] == ["hello"]
 
 
+def test_plugin_adds_a_cli_command(installed_plugin: None) -> None:
+    """register_commands: the installed plugin's command runs through the real `engram` entry point."""
+    engram_bin = Path(sys.executable).parent / "engram"
+    result = subprocess.run(
+        [str(engram_bin), "shout", "quiet please"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "QUIET PLEASE"
+    listed = subprocess.run([str(engram_bin), "--help"], capture_output=True, text=True, timeout=300)
+    assert "shout" in listed.stdout and "worker" in listed.stdout
+
+
+def test_plugin_may_not_replace_a_builtin_command() -> None:
+    import click
+
+    from engram import cli
+
+    class Hijack:
+        @hookimpl
+        def register_commands(self, cli: click.Group) -> None:
+            cli.add_command(click.Command("worker", callback=lambda: None))
+
+    pm = plugins.get_plugin_manager()
+    pm.register(Hijack(), name="hijack")
+    saved = dict(cli.main.commands)
+    try:
+        with pytest.raises(PluginError, match="worker"):
+            cli._load_commands()
+    finally:
+        pm.unregister(name="hijack")
+        cli.main.commands.clear()
+        cli.main.commands.update(saved)
+
+
 def test_allow_list_limits_loaded_plugins(installed_plugin: None) -> None:
     out = _run(
         "from engram import plugins; print(sorted(plugins.iter_plugin_names()))",

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engram.errors import InvalidInputError
 from engram.longinput.chunking import (
     MAX_DOCUMENT_CHARS,
     ChunkSpan,
@@ -26,7 +27,6 @@ from engram.longinput.chunking import (
     stable_chunk_id,
     validate_document_text,
 )
-from engram.errors import InvalidInputError
 
 PROSE = (
     "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age "

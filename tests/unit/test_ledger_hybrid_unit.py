@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from engram_strategies.hybrid import Neighbourhood, blend, spread
 
 # -- the arithmetic -------------------------------------------------------------

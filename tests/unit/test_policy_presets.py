@@ -6,11 +6,11 @@ import re
 
 import pytest
 from engram_policies import CODING_AGENT, DEFAULT, LEGAL, PRESETS, SUPPORT_AGENT
+from engram_strategies import BUILTIN_STRATEGIES
 
 from engram import plugins
 from engram.errors import ConfigurationError
 from engram.policy import MemoryPolicy, policy_from_mapping
-from engram_strategies import BUILTIN_STRATEGIES
 
 BUILTIN_NAMES = {s.name for s in BUILTIN_STRATEGIES}
 

@@ -11,4 +11,6 @@ def test_engram_instances_start_with_default_worker_options() -> None:
     assert client.worker_options == WorkerOptions()
     client.worker_options = WorkerOptions(max_attempts=2)
     assert client.worker_options.max_attempts == 2
-    assert Engram("postgresql://nobody@127.0.0.1:1/none", embedder="hashing").worker_options == WorkerOptions()
+    assert (
+        Engram("postgresql://nobody@127.0.0.1:1/none", embedder="hashing").worker_options == WorkerOptions()
+    )

@@ -12,10 +12,10 @@ import asyncio
 import pytest
 from engram_policy_veterinary import POLICY_NAME, VETERINARY_CLINIC, register_policies
 from engram_rules import RulesExtractor
+from engram_strategies import BUILTIN_STRATEGIES
 
 from engram.interfaces import ExtractionRequest, SourceEvent
 from engram.policy import policy_from_mapping
-from engram_strategies import BUILTIN_STRATEGIES
 
 
 def slot_values(sentence: str) -> dict[str, str]:

@@ -1,8 +1,8 @@
 """A third-party plugin, installed by the tests with pip like any user plugin would be.
 
-It registers one redactor, one extractor, one embedder and one recall strategy,
-and observes recorded events, so the tests can show Engram discovers and uses
-all of them through the entry point.
+It registers one redactor, one extractor, one embedder, one recall strategy and
+one CLI command, and observes recorded events, so the tests can show Engram
+discovers and uses all of them through the entry point.
 """
 
 from __future__ import annotations
@@ -82,3 +82,16 @@ def register_recall_strategies(register: Callable[..., None]) -> None:
 @hookimpl
 def event_recorded(event: Any) -> None:
     SEEN_EVENTS.append(event)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    import click
+
+    @click.command("shout")
+    @click.argument("text")
+    def shout(text: str) -> None:
+        """Print TEXT in capitals (a plugin's command)."""
+        click.echo(text.upper())
+
+    cli.add_command(shout)
