@@ -43,8 +43,6 @@ __all__ = [
     "LoopBound",
     "SDKErrors",
     "clean_summary",
-    "env_setting",
-    "env_setting_or",
     "extraction_prompt",
     "facts_schema",
     "loads_model_json",
@@ -52,6 +50,8 @@ __all__ = [
     "parse_timeout",
     "retry_after_seconds",
     "sdk_error",
+    "setting",
+    "setting_or",
     "summary_prompt",
 ]
 
@@ -71,12 +71,17 @@ T = TypeVar("T")
 # --------------------------------------------------------------------------- settings
 
 
-def env_setting(env: Sequence[str], default: str | None = None) -> str | None:
-    """The first non-empty environment variable named in `env`, else `default`.
+def setting(settings: object | None, attr: str, env: Sequence[str], default: str | None = None) -> str | None:
+    """Resolve one configuration value for a plugin.
 
-    Call it when the extractor is created, not at import time, so a process can
-    still change its environment before then.
+    The value is `settings.<attr>` when the settings object has a non-empty one,
+    else the first non-empty environment variable named in `env`, else
+    `default`.  Call it when the extractor is created, not at import time, so a
+    process can still change its environment before then.
     """
+    value = getattr(settings, attr, None) if settings is not None else None
+    if value is not None and str(value) != "":
+        return str(value)
     for name in env:
         raw = os.environ.get(name)
         if raw:
@@ -84,9 +89,9 @@ def env_setting(env: Sequence[str], default: str | None = None) -> str | None:
     return default
 
 
-def env_setting_or(env: Sequence[str], default: str) -> str:
-    """Like `env_setting`, but always a string."""
-    return env_setting(env) or default
+def setting_or(settings: object | None, attr: str, env: Sequence[str], default: str) -> str:
+    """Like `setting`, but falls back to `default` so the result is always a string."""
+    return setting(settings, attr, env) or default
 
 
 def parse_timeout(raw: str | float | None) -> float:

@@ -64,8 +64,12 @@ class AnthropicExtractor:
         settings: object | None = None,
     ) -> None:
         self._anthropic = _import_anthropic()
-        self.base_url = base_url or llm.env_setting(("ENGRAM_ANTHROPIC_BASE_URL",))
-        key = api_key or llm.env_setting(("ENGRAM_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"))
+        self.base_url = base_url or llm.setting(
+            settings, "anthropic_base_url", ("ENGRAM_ANTHROPIC_BASE_URL",)
+        )
+        key = api_key or llm.setting(
+            settings, "anthropic_api_key", ("ENGRAM_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY")
+        )
         if not key:
             if not self.base_url:
                 raise ConfigurationError(
@@ -73,11 +77,13 @@ class AnthropicExtractor:
                 )
             key = _NO_KEY
         self._api_key = key
-        self.model = model or llm.env_setting_or(("ENGRAM_ANTHROPIC_MODEL",), DEFAULT_MODEL)
+        self.model = model or llm.setting_or(
+            settings, "anthropic_model", ("ENGRAM_ANTHROPIC_MODEL",), DEFAULT_MODEL
+        )
         self.timeout = (
             llm.parse_timeout(timeout)
             if timeout is not None
-            else llm.parse_timeout(llm.env_setting(("ENGRAM_LLM_TIMEOUT",)))
+            else llm.parse_timeout(llm.setting(settings, "llm_timeout", ("ENGRAM_LLM_TIMEOUT",)))
         )
         if max_tokens < 1:
             raise ConfigurationError("max_tokens must be at least 1")

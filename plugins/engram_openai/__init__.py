@@ -71,7 +71,7 @@ def _import_openai() -> Any:
 
 
 def _api_key(api_key: str | None, base_url: str | None, settings: object | None) -> str:
-    key = api_key or llm.env_setting(("ENGRAM_OPENAI_API_KEY", "OPENAI_API_KEY"))
+    key = api_key or llm.setting(settings, "openai_api_key", ("ENGRAM_OPENAI_API_KEY", "OPENAI_API_KEY"))
     if key:
         return key
     if base_url:
@@ -94,12 +94,12 @@ class _OpenAIBase:
         settings: object | None,
     ) -> None:
         self._openai = _import_openai()  # fail at construction, with the extra to install
-        self.base_url = base_url or llm.env_setting(("ENGRAM_OPENAI_BASE_URL",))
+        self.base_url = base_url or llm.setting(settings, "openai_base_url", ("ENGRAM_OPENAI_BASE_URL",))
         self._api_key = _api_key(api_key, self.base_url, settings)
         self.timeout = (
             llm.parse_timeout(timeout)
             if timeout is not None
-            else llm.parse_timeout(llm.env_setting(("ENGRAM_LLM_TIMEOUT",)))
+            else llm.parse_timeout(llm.setting(settings, "llm_timeout", ("ENGRAM_LLM_TIMEOUT",)))
         )
         self._clients: llm.LoopBound[AsyncOpenAI] = llm.LoopBound(self._make_client)
 
@@ -156,9 +156,13 @@ class OpenAIEmbedder(_OpenAIBase):
         settings: object | None = None,
     ) -> None:
         super().__init__(api_key=api_key, base_url=base_url, timeout=timeout, settings=settings)
-        self.model = model or llm.env_setting_or(("ENGRAM_OPENAI_EMBEDDING_MODEL",), DEFAULT_EMBEDDING_MODEL)
+        self.model = model or llm.setting_or(
+            settings, "openai_embedding_model", ("ENGRAM_OPENAI_EMBEDDING_MODEL",), DEFAULT_EMBEDDING_MODEL
+        )
         raw_dims = (
-            dimensions if dimensions is not None else llm.env_setting(("ENGRAM_OPENAI_EMBEDDING_DIMENSIONS",))
+            dimensions
+            if dimensions is not None
+            else llm.setting(settings, "openai_embedding_dimensions", ("ENGRAM_OPENAI_EMBEDDING_DIMENSIONS",))
         )
         try:
             self.dimension = int(raw_dims) if raw_dims is not None else DEFAULT_EMBEDDING_DIMENSIONS
@@ -242,8 +246,8 @@ class OpenAIExtractor(_OpenAIBase):
         settings: object | None = None,
     ) -> None:
         super().__init__(api_key=api_key, base_url=base_url, timeout=timeout, settings=settings)
-        self.model = model or llm.env_setting_or(
-            ("ENGRAM_OPENAI_EXTRACTION_MODEL",), DEFAULT_EXTRACTION_MODEL
+        self.model = model or llm.setting_or(
+            settings, "openai_extraction_model", ("ENGRAM_OPENAI_EXTRACTION_MODEL",), DEFAULT_EXTRACTION_MODEL
         )
         # Not sent unless set: reasoning models reject a temperature.
         self.temperature = temperature

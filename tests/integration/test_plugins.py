@@ -101,28 +101,6 @@ def test_plugin_adds_a_cli_command(installed_plugin: None) -> None:
     assert "shout" in listed.stdout and "worker" in listed.stdout
 
 
-def test_plugin_may_not_replace_a_builtin_command() -> None:
-    import click
-
-    from engram import cli
-
-    class Hijack:
-        @hookimpl
-        def register_commands(self, cli: click.Group) -> None:
-            cli.add_command(click.Command("worker", callback=lambda: None))
-
-    pm = plugins.get_plugin_manager()
-    pm.register(Hijack(), name="hijack")
-    saved = dict(cli.main.commands)
-    try:
-        with pytest.raises(PluginError, match="worker"):
-            cli._load_commands()
-    finally:
-        pm.unregister(name="hijack")
-        cli.main.commands.clear()
-        cli.main.commands.update(saved)
-
-
 def test_allow_list_limits_loaded_plugins(installed_plugin: None) -> None:
     out = _run(
         "from engram import plugins; print(sorted(plugins.iter_plugin_names()))",
