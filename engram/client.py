@@ -97,6 +97,7 @@ class Engram:
 
     @property
     def settings(self) -> EngramSettings:
+        """The client's resolved settings (environment plus constructor overrides)."""
         return self._rt.settings
 
     @property
@@ -106,6 +107,7 @@ class Engram:
 
     @property
     def is_connected(self) -> bool:
+        """Whether the pool is open (calls connect on first use anyway)."""
         return self._rt.db.is_connected
 
     @property

@@ -57,14 +57,14 @@ def register_commands(cli: Any) -> None:
 
 @hookspec
 def event_recorded(event: Any) -> None:
-    """Observe a ledger event after its transaction committed (an :class:`engram.models.Event`)."""
+    """Observe a ledger event after its transaction committed (an :class:`engram.Event`)."""
 
 
 @hookspec
 def fact_derived(fact: Any) -> None:
-    """Observe a fact after it was stored (an :class:`engram.models.Fact`)."""
+    """Observe a fact after it was stored (an :class:`engram.Fact`)."""
 
 
 @hookspec
 def recall_traced(trace: Any) -> None:
-    """Observe every :class:`engram.recall.models.RecallTrace` produced by recall."""
+    """Observe every :class:`engram.RecallTrace` produced by recall."""

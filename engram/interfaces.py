@@ -153,7 +153,7 @@ class RecallCandidate(EngramModel):
 
 @runtime_checkable
 class RecallStrategy(Protocol):
-    """One retrieval method.  ``run`` receives a :class:`engram.recall.RecallContext`."""
+    """One retrieval method.  ``run`` receives a :class:`engram.RecallContext`."""
 
     name: str
 

@@ -9,8 +9,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
-from engram import Engram
-from engram.recall.models import RecallItem, RecallResult
+from engram import Engram, RecallItem, RecallResult
 from engram.sync import SyncBridge
 
 __all__ = ["EngramRetriever", "item_to_document"]

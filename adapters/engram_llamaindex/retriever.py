@@ -8,8 +8,7 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from engram import Engram
-from engram.recall.models import RecallItem
+from engram import Engram, RecallItem
 from engram.sync import SyncBridge
 
 __all__ = ["EngramRetriever", "item_to_node"]

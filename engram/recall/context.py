@@ -173,6 +173,8 @@ class LedgerReader:
 
 
 class CheckpointReader:
+    """The current task's checkpoints."""
+
     def __init__(self, ctx: RecallContext) -> None:
         self._ctx = ctx
 
@@ -187,6 +189,8 @@ class CheckpointReader:
 
 
 class DocumentReader:
+    """The recall scope's long inputs (documents), chunk by chunk."""
+
     def __init__(self, ctx: RecallContext) -> None:
         self._ctx = ctx
 
@@ -207,7 +211,13 @@ class DocumentReader:
 
 @dataclass
 class RecallContext:
-    """One recall's inputs and scoped readers (see the module docstring)."""
+    """One recall's inputs and scoped readers.
+
+    Read memory through ``facts``, ``ledger``, ``checkpoints`` and ``documents``:
+    every statement they issue runs on this recall's read-only connection and is
+    filtered by its ``user_id`` and ``agent_id``.  Code that uses ``conn``
+    directly must add that filter to every statement itself.
+    """
 
     conn: asyncpg.Connection
     query: str
