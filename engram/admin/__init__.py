@@ -1,0 +1,1 @@
+"""Operator commands and maintenance: doctor, migrate, re-embedding, policies, the embedded server."""
