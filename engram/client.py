@@ -41,6 +41,7 @@ from .recall.models import RecallResult, RecallTrace
 from .recall.router import Router
 from .runtime import Runtime
 from .settings import EngramSettings
+from .validation import check_flag
 
 
 class Engram:
@@ -181,7 +182,7 @@ class Engram:
 
     @notify_workers.setter
     def notify_workers(self, value: bool) -> None:
-        self._queue.notify_workers = value
+        self._queue.notify_workers = check_flag(value, "notify_workers")
 
     # ------------------------------------------------------------------ ledger
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from .errors import EngramError
+from .settings import redact_dsn
 
 T = TypeVar("T")
 
@@ -28,7 +29,7 @@ def run_async(func: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
         try:
             return asyncio.run(func(*args, **kwargs))
         except EngramError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
+            click.secho(f"error: {redact_dsn(str(exc))}", fg="red", err=True)  # no password on a terminal
             sys.exit(1)
         except KeyboardInterrupt:
             sys.exit(130)

@@ -4,16 +4,23 @@ A policy is an immutable, validated pydantic model.  Built-in presets live in th
 ``engram_policies`` plugin package and register through the ``register_policies``
 hook like any third-party policy package would.  A policy can also be loaded from
 a TOML file with :func:`load_policy_file`.
+
+Policy files are trusted configuration, but a path may reach us from a caller
+(a per-call ``memory_policy``), so errors about a file never quote its keys or
+values: they name the file, the Engram setting concerned, and what is wrong.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+import stat
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigurationError
 from .models import EngramModel
@@ -54,7 +61,8 @@ class CriticalSlot(_Frozen):
             try:
                 re.compile(pattern)
             except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
+                # re.error says where, not what: the pattern is not quoted back.
+                raise ValueError(f"invalid regular expression: {exc}") from exc
         return value
 
 
@@ -73,7 +81,7 @@ class RouterRule(_Frozen):
         try:
             re.compile(value)
         except re.error as exc:
-            raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+            raise ValueError(f"invalid regular expression: {exc}") from exc
         return value
 
     @field_validator("intent")
@@ -162,9 +170,9 @@ class RecallSettings(_Frozen):
     @field_validator("weights")
     @classmethod
     def _check_weights(cls, value: dict[str, float]) -> dict[str, float]:
-        for name, weight in value.items():
+        for weight in value.values():
             if weight < 0:
-                raise ValueError(f"weight for {name!r} must be >= 0")
+                raise ValueError("every weight must be >= 0")
         return value
 
 
@@ -234,53 +242,141 @@ class MemoryPolicy(_Frozen):
     @classmethod
     def _unique_slots(cls, value: tuple[CriticalSlot, ...]) -> tuple[CriticalSlot, ...]:
         seen: set[str] = set()
-        for slot in value:
+        for index, slot in enumerate(value):
             if slot.name in seen:
-                raise ValueError(f"duplicate critical slot {slot.name!r}")
+                raise ValueError(f"duplicate critical slot name (entry {index} repeats an earlier one)")
             seen.add(slot.name)
         return value
 
     def slot(self, name: str) -> CriticalSlot | None:
         return next((s for s in self.critical_slots if s.name == name), None)
 
-    def check_strategies(self, known: set[str]) -> None:
-        """Raise ``ConfigurationError`` if a weight names a strategy nobody registered."""
+    def check_strategies(self, known: set[str], *, quote_names: bool = True) -> None:
+        """Raise ``ConfigurationError`` if a weight names a strategy nobody registered.
+
+        With ``quote_names=False`` (a policy read from a file) the unknown names are
+        not quoted, only counted, with the registered names they most resemble.
+        """
         unknown = sorted(set(self.recall.weights) - known)
-        if unknown:
-            raise ConfigurationError(
-                f"policy {self.name!r}: recall.weights names unknown strategies {unknown}; "
-                f"known strategies: {sorted(known)}"
-            )
+        if not unknown:
+            return
+        if quote_names:
+            named = f"unknown strategies {unknown}"
+        else:
+            named = f"{len(unknown)} unregistered strategy name(s){_suggest(unknown, known)}"
+        raise ConfigurationError(
+            f"policy {self.name!r}: recall.weights names {named}; known strategies: {sorted(known)}"
+        )
+
+
+#: The largest policy file read (bytes).  Real policies are a few kilobytes;
+#: the bound keeps a path such as /dev/zero from exhausting memory.
+MAX_POLICY_FILE_BYTES = 1_048_576
+_TOML_POSITION = re.compile(r"at line \d+, column \d+|at end of document")
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _policy_field_names() -> frozenset[str]:
+    """Every field name of MemoryPolicy and the models nested in it."""
+    names: set[str] = set()
+    todo: list[type[BaseModel]] = [MemoryPolicy]
+    while todo:
+        model = todo.pop()
+        for name, field in model.model_fields.items():
+            names.add(name)
+            todo.extend(m for m in _models_in(field.annotation) if m is not model)
+    return frozenset(names)
+
+
+def _suggest(unknown: list[str], candidates: set[str] | frozenset[str]) -> str:
+    # Only our own names are printed: a suggestion is a name Engram defines.
+    close = sorted({m for u in unknown for m in difflib.get_close_matches(u, sorted(candidates), n=1)})
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _describe_errors(exc: ValidationError, *, quote: bool, known_strategies: set[str]) -> str:
+    """One line per problem.  Unless ``quote``, only Engram's names are printed."""
+    own = _policy_field_names() | known_strategies
+    problems: dict[str, None] = {}
+    unknown: dict[str, list[str]] = {}
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        if err["type"] == "extra_forbidden" and loc:
+            unknown.setdefault(".".join(loc[:-1]) or "<root>", []).append(loc[-1])
+            continue
+        shown = [p if quote or p.isdigit() or p in own else "<key>" for p in loc]
+        problems[f"{'.'.join(shown) or '<root>'}: {err['msg']}"] = None
+    for where, keys in unknown.items():
+        if quote:
+            problems[f"{where}: unknown setting(s) {keys}"] = None
+        else:
+            problems[f"{where}: {len(keys)} unknown setting(s){_suggest(keys, own)}"] = None
+    return "; ".join(problems)
 
 
 def policy_from_mapping(
-    data: dict[str, Any], *, source: str = "<mapping>", known_strategies: set[str] | None = None
+    data: dict[str, Any],
+    *,
+    source: str = "<mapping>",
+    known_strategies: set[str] | None = None,
+    quote_keys: bool = True,
 ) -> MemoryPolicy:
-    """Validate a plain mapping into a policy, turning pydantic errors into ours."""
-    try:
-        policy = MemoryPolicy.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigurationError(f"invalid memory policy in {source}: {problems}") from exc
+    """Validate a plain mapping into a policy, turning pydantic errors into ours.
+
+    The caller holds the mapping, so errors quote its unknown keys by default.
+    With ``quote_keys=False`` (what :func:`load_policy_file` uses) they print
+    only Engram's own setting and strategy names, never the data's.
+    """
     if known_strategies is None:
         from . import plugins  # the policy model itself knows no strategy
 
         known_strategies = set(plugins.recall_strategies())
-    policy.check_strategies(known_strategies)
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"invalid memory policy in {source}: expected a mapping")
+    try:
+        policy = MemoryPolicy.model_validate(data)
+    except ValidationError as exc:
+        problems = _describe_errors(exc, quote=quote_keys, known_strategies=known_strategies)
+        # Not chained: pydantic's own error quotes the input values.
+        raise ConfigurationError(f"invalid memory policy in {source}: {problems}") from None
+    policy.check_strategies(known_strategies, quote_names=quote_keys)
     return policy
 
 
 def load_policy_file(path: str | Path, *, known_strategies: set[str] | None = None) -> MemoryPolicy:
-    """Load a policy from a TOML file (keys as in ``MemoryPolicy``)."""
+    """Load a policy from a TOML file (keys as in ``MemoryPolicy``).
+
+    Errors name the file and the problem but never quote its content: the
+    path may have come from a caller, and the file may be anyone's.
+    """
     file = Path(path)
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigurationError(f"policy file not found: {file}") from exc
+        with file.open("rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ConfigurationError(f"policy file {file} is not a regular file")
+            raw = handle.read(MAX_POLICY_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigurationError(f"policy file not found: {file}") from None
+    except (OSError, ValueError) as exc:  # a directory, no permission, a NUL in the path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigurationError(f"cannot read policy file {str(file)!r}: {reason}") from None
+    if len(raw) > MAX_POLICY_FILE_BYTES:
+        raise ConfigurationError(f"policy file {file} is larger than {MAX_POLICY_FILE_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"policy file {file} is not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"policy file {file} is not valid TOML: {exc}") from exc
-    except (OSError, ValueError) as exc:  # a directory, no permission, a NUL in the path, bad encoding
-        raise ConfigurationError(f"cannot read policy file {file!r}: {exc}") from exc
-    return policy_from_mapping(data, source=str(file), known_strategies=known_strategies)
+        # Only the position: tomllib's messages quote keys and characters of the
+        # file ("Cannot declare ('db', 'password') twice").
+        found = _TOML_POSITION.search(str(exc))
+        where = f" ({found.group(0)})" if found else ""
+        raise ConfigurationError(f"policy file {file} is not valid TOML{where}") from None
+    return policy_from_mapping(data, source=str(file), known_strategies=known_strategies, quote_keys=False)

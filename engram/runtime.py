@@ -28,11 +28,13 @@ PolicySpec = str | Path | MemoryPolicy | None
 QUERY_CACHE_SIZE = 2048
 
 
-def resolve_policy(spec: PolicySpec, settings: EngramSettings) -> MemoryPolicy:
+def resolve_policy(spec: PolicySpec, settings: EngramSettings, *, allow_paths: bool = True) -> MemoryPolicy:
     """A policy object, a registered name, or a path to a TOML file.
 
     Strategy names in its weights are checked against the strategies that are
     registered (built-ins register through the same hook as any plugin).
+    ``allow_paths=False`` refuses a path before touching the file system: per-call
+    policies under ``ENGRAM_ALLOW_POLICY_PATHS=false``.
     """
     known_strategies = set(plugins.recall_strategies())
     if isinstance(spec, MemoryPolicy):
@@ -41,6 +43,13 @@ def resolve_policy(spec: PolicySpec, settings: EngramSettings) -> MemoryPolicy:
     spec = spec if spec is not None else settings.policy
     text = str(spec)
     if isinstance(spec, Path) or text.endswith(".toml"):
+        if not allow_paths:
+            # A path from a caller could name any file this process can read;
+            # only the operator's own configuration may point at files then.
+            raise ConfigurationError(
+                "a per-call memory_policy may not be a file path here (ENGRAM_ALLOW_POLICY_PATHS "
+                "is off); pass a registered policy name or a MemoryPolicy object"
+            )
         return load_policy_file(text, known_strategies=known_strategies)
     registered: dict[str, MemoryPolicy] = plugins.policies()
     if text not in registered:
@@ -190,7 +199,15 @@ class Runtime:
         return await self.db.get_pool()
 
     def policy_for(self, override: PolicySpec) -> MemoryPolicy:
-        return self.policy if override is None else resolve_policy(override, self.settings)
+        """The policy of one call: the client's own, or the caller's ``override``.
+
+        The client's own policy (constructor or ``ENGRAM_POLICY``) is operator
+        configuration and may be a path; an override is a caller's input and may
+        be one only while ``allow_policy_paths`` is on.
+        """
+        if override is None:
+            return self.policy
+        return resolve_policy(override, self.settings, allow_paths=self.settings.allow_policy_paths)
 
     def embedder(self) -> Embedder:
         """The configured embedder (instantiated on first use)."""

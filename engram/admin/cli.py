@@ -34,13 +34,15 @@ async def doctor_command(dsn: str | None, policy: str | None) -> None:
     )
     from ..embeddings.store import active_space
     from ..errors import EngramError
+    from ..settings import scrub_secrets
 
     problems = 0
 
     def report(ok: bool | None, label: str, detail: str, fix: str = "") -> None:
         nonlocal problems
         mark = {True: click.style("ok  ", fg="green"), False: click.style("FAIL", fg="red"), None: "warn"}[ok]
-        click.echo(f"[{mark}] {label}: {detail}")
+        # Every detail is scrubbed: doctor's output is pasted into tickets and chats.
+        click.echo(f"[{mark}] {label}: {scrub_secrets(detail, dsn or client.settings.database_url)}")
         if ok is False:
             problems += 1
         if fix and ok is not True:

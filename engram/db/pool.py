@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from ..errors import ConfigurationError
-from ..settings import EngramSettings
+from ..settings import EngramSettings, redact_dsn, scrub_secrets
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -32,6 +32,16 @@ async def create_pool(dsn: str, settings: EngramSettings) -> asyncpg.Pool:
         kwargs["max_cached_statement_lifetime"] = 0
     try:
         pool: asyncpg.Pool = await asyncpg.create_pool(dsn, **kwargs)
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise ConfigurationError(f"cannot connect to PostgreSQL: {exc}") from exc
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        # ValueError and InterfaceError: asyncpg's DSN parser ("invalid literal for
+        # int()" for a bad port, ClientConfigurationError for a bad sslmode).  Its
+        # messages may quote a fragment of the DSN, so they are scrubbed of the
+        # DSN's passwords; the server is named by the masked DSN.
+        detail = scrub_secrets(f"{type(exc).__name__}: {exc}", dsn)
+        error = ConfigurationError(f"cannot connect to PostgreSQL at {redact_dsn(dsn)}: {detail}")
+        if detail != f"{type(exc).__name__}: {exc}":
+            # The original exception holds the password; do not chain it, since a
+            # logged traceback prints every exception of the chain.
+            raise error from None
+        raise error from exc
     return pool

@@ -59,14 +59,14 @@ def test_policy_from_toml_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("toml", "field"),
     [
-        ('name = "x"\nsurprise = 1\n', "surprise"),
+        ('name = "x"\nsurprise = 1\n', "<root>: 1 unknown setting"),
         ('name = "x"\ncheckpoint_every_turns = "often"\n', "checkpoint_every_turns"),
         ('name = "x"\n[recall]\ntoken_budget = -5\n', "recall.token_budget"),
         (
             'name = "x"\n[[critical_slots]]\nname = "a"\n[[critical_slots]]\nname = "a"\n',
             "duplicate critical slot",
         ),
-        ('name = "x"\n[recall]\nweights = { facts_vectr = 1.0 }\n', "facts_vectr"),
+        ('name = "x"\n[recall]\nweights = { facts_vectr = 1.0 }\n', "did you mean 'facts_vector'"),
         ('name = "x"\n[[critical_slots]]\nname = "Bad Name"\n', "critical_slots.0.name"),
         (
             'name = "x"\n[[critical_slots]]\nname = "ok"\npatterns = ["(unclosed"]\n',
@@ -75,7 +75,7 @@ def test_policy_from_toml_file(tmp_path: Path) -> None:
         ('name = "x"\n[chunking]\nmax_tokens = 100\noverlap_tokens = 200\n', "overlap_tokens"),
         ('name = "x"\n[recall.hybrid]\nkeyword_share = 1.5\n', "recall.hybrid.keyword_share"),
         ('name = "x"\n[recall.hybrid]\npool = 3\n', "recall.hybrid.pool"),
-        ('name = "x"\n[recall.hybrid]\nneighbor_weight = 0.1\n', "neighbor_weight"),
+        ('name = "x"\n[recall.hybrid]\nneighbor_weight = 0.1\n', "did you mean 'neighbour_weight'"),
         ("this is not toml", "not valid TOML"),
     ],
 )
