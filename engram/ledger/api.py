@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from .. import plugins
-from ..errors import InvalidInputError, NotFoundError
+from ..errors import NotFoundError
 from ..validation import (
+    check_flag,
     check_id,
     check_metadata,
     check_positive_int,
@@ -62,8 +63,7 @@ class LedgerService:
             assistant_response, "assistant_response", max_chars=limit, allow_empty=True
         )
         meta = check_metadata(metadata)
-        if not isinstance(enqueue_processing, bool):
-            raise InvalidInputError("enqueue_processing must be a bool")
+        enqueue_processing = check_flag(enqueue_processing, "enqueue_processing")
         policy = self._rt.policy
         contents = [
             self._rt.redact_for_storage(user_message, policy),
@@ -120,6 +120,7 @@ class LedgerService:
         role = check_role(role)
         content = check_text(content, "content", max_chars=self._rt.settings.max_event_chars)
         meta = check_metadata(metadata)
+        enqueue_processing = check_flag(enqueue_processing, "enqueue_processing")
         content = self._rt.redact_for_storage(content, self._rt.policy)
         async with self._rt.transaction() as conn:
             await store.claim_task(conn, task_id, user_id, agent_id)

@@ -29,6 +29,7 @@ from ..ledger.models import Event
 from ..ledger.store import append_events, check_task_owner, claim_task
 from ..validation import (
     MAX_QUERY_CHARS,
+    check_flag,
     check_id,
     check_metadata,
     check_positive_int,
@@ -243,8 +244,7 @@ class LongInputService:
         source = _optional_text(source, "source", MAX_SOURCE_CHARS)
         meta = check_metadata(metadata)
         fmt = _check_format(format, text, source)
-        if not isinstance(embed_inline, bool):
-            raise InvalidInputError("embed_inline must be a bool")
+        embed_inline = check_flag(embed_inline, "embed_inline")
         policy = self._rt.policy
         settings = policy.chunking
         sha = document_sha256(text)
@@ -473,6 +473,8 @@ class LongInputService:
         """One stored document of the caller's scope; ``NotFoundError`` otherwise."""
         user_id, agent_id = check_scope(user_id, agent_id)
         long_input_id = check_id(long_input_id, "long_input_id")
+        include_text = check_flag(include_text, "include_text")
+        include_chunks = check_flag(include_chunks, "include_chunks")
         space = self._rt.embedding_space
         async with self._rt.connection() as conn:
             found = await store.get_long_input(
@@ -481,7 +483,7 @@ class LongInputService:
                 agent_id=agent_id,
                 long_input_id=long_input_id,
                 space_name=space.name,
-                include_text=bool(include_text),
+                include_text=include_text,
             )
             if found is None:
                 raise NotFoundError(f"no long input {long_input_id!r} in this scope")
