@@ -29,8 +29,9 @@ import pytest
 from conftest import count_rows
 from hypothesis import given, note
 from hypothesis import strategies as st
+from id_chars import REFUSED_ID_CHARS
 
-from engram import Engram, EngramError
+from engram import Engram, EngramError, InvalidInputError
 
 T = TypeVar("T")
 
@@ -110,6 +111,9 @@ HOSTILE_METADATA: st.SearchStrategy[Any] = st.one_of(
             {"big": "x" * 70_000},
             {"sql": "'; DROP TABLE events; --"},
             {(1, 2): "tuple key"},
+            {1: "int key"},
+            {"a": {2: "nested int key"}},
+            {None: "none key"},
             [("a", 1)],
             "{}",
             b"{}",
@@ -229,13 +233,17 @@ class Spec:
     prepare: Callable[[Api], dict[str, Any]] | None = None
 
 
+#: An id with one code point of a refused class (issue 14, defect 7).
+HOSTILE_ID_CHARS: st.SearchStrategy[Any] = st.sampled_from([ch for ch, _ in REFUSED_ID_CHARS]).flatmap(_with)
+
+
 def _scope_args(api: Api) -> dict[str, st.SearchStrategy[Any]]:
-    bad_id = HOSTILE_TEXT | st.just(api.victim["user_id"])
-    return {"user_id": bad_id, "agent_id": HOSTILE_TEXT}
+    bad_id = HOSTILE_TEXT | HOSTILE_ID_CHARS | st.just(api.victim["user_id"])
+    return {"user_id": bad_id, "agent_id": HOSTILE_TEXT | HOSTILE_ID_CHARS}
 
 
 def _task_arg(api: Api) -> st.SearchStrategy[Any]:
-    return HOSTILE_TEXT | st.just(api.ids["victim"]["task"])
+    return HOSTILE_TEXT | HOSTILE_ID_CHARS | st.just(api.ids["victim"]["task"])
 
 
 def _id_arg(api: Api, kind: str) -> st.SearchStrategy[Any]:
@@ -291,6 +299,7 @@ SPECS: dict[str, Spec] = {
             "role": HOSTILE_TEXT,
             "content": HOSTILE_TEXT,
             "metadata": HOSTILE_METADATA,
+            "enqueue_processing": st.sampled_from(WRONG_TYPES),
         },
     ),
     "get_task_events": Spec(
@@ -457,7 +466,12 @@ SPECS: dict[str, Spec] = {
     "get_long_input": Spec(
         lambda a, k: a.engram.get_long_input(**k),
         lambda a: _mine(a, long_input_id=a.ids["me"]["long_input"]),
-        lambda a: {**_scope_args(a), "long_input_id": _str_id_arg(a, "long_input")},
+        lambda a: {
+            **_scope_args(a),
+            "long_input_id": _str_id_arg(a, "long_input"),
+            "include_text": st.sampled_from(WRONG_TYPES),
+            "include_chunks": st.sampled_from(WRONG_TYPES),
+        },
     ),
     "list_long_inputs": Spec(
         lambda a, k: a.engram.list_long_inputs(**k),
@@ -582,6 +596,48 @@ def test_sql_metacharacters_in_ids_are_just_ids(api: Api, meta: str, n: int) -> 
     report = api.run(api.engram.purge(**scope))
     assert report.counts["events"] == 2
     assert api.counts() == before
+
+
+#: Parameters of SPECS that are identifiers (checked by engram.validation.check_id).
+ID_PARAMS = frozenset({"user_id", "agent_id", "task_id", "long_input_id", "chunk_id", "slot", "category"})
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_id_character_class_is_refused_on_every_call(api: Api, name: str) -> None:
+    """Each id parameter of each call, with each refused code point at each end and inside."""
+    spec = SPECS[name]
+    params = sorted(ID_PARAMS & set(spec.hostile(api)))
+    if not params:
+        pytest.skip(f"{name} takes no id")
+    before = api.counts()
+    for param in params:
+        for ch, _why in REFUSED_ID_CHARS:
+            for bad in (f"a{ch}b", f"{ch}ab", f"ab{ch}"):
+                kwargs = {**spec.baseline(api), param: bad}
+                # InvalidInputError, not just any EngramError: refused by the check,
+                # not by a lookup that happened to find nothing.
+                with pytest.raises(InvalidInputError):
+                    api.run(spec.call(api, kwargs))
+    assert api.counts() == before, f"{name} wrote rows for a refused id"
+
+
+@pytest.mark.parametrize(
+    ("name", "param"),
+    [
+        ("record_turn", "enqueue_processing"),
+        ("record_event", "enqueue_processing"),
+        ("record_long_input", "embed_inline"),
+        ("get_long_input", "include_text"),
+        ("get_long_input", "include_chunks"),
+    ],
+)
+@pytest.mark.parametrize("value", ["yes", "no", 1, 0, [], [0], None])
+def test_every_public_flag_refuses_truthy_and_falsy_non_bools(
+    api: Api, name: str, param: str, value: Any
+) -> None:
+    spec = SPECS[name]
+    assert param in spec.hostile(api)  # the fuzzer above draws this flag too
+    _expect_engram_error(api, lambda: spec.call(api, {**spec.baseline(api), param: value}))
 
 
 # --------------------------------------------------------------------------- known bugs
