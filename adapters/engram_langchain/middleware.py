@@ -12,7 +12,10 @@ Scope: ``user_id`` and ``agent_id`` come from the runtime context
 dataclass, pydantic model or dict with those fields) or, failing that, from the
 constructor.  The Engram ``task_id`` is the LangGraph ``thread_id`` (from the
 checkpointer's run config), prefixed with ``task_prefix``; a context ``task_id``
-or the constructor's ``task_id`` is used when there is no thread.
+or the constructor's ``task_id`` is used when there is no thread.  Engram task ids
+belong to their ``(user_id, agent_id)`` scope, so two users whose threads happen to
+share an id get two separate tasks; ``task_prefix`` only keeps the threads apart
+from other tasks the same scope records outside LangGraph.
 """
 
 from __future__ import annotations
@@ -89,7 +92,8 @@ class EngramMemoryMiddleware(AgentMiddleware[EngramMemoryState, Any, Any]):
             or an ``Engram`` client (enough for ``ainvoke`` on the client's loop).
         user_id, agent_id: the scope when the runtime context does not give one.
         task_id: the Engram task when the run has no ``thread_id``.
-        task_prefix: prepended to the thread id to form the Engram task id.
+        task_prefix: prepended to the thread id to form the Engram task id (the id is
+            per scope already; the prefix separates threads from the scope's other tasks).
         recall_limit, memory_policy: passed to ``recall``.
         header: the line put above the recalled context block.
         record: record the exchange after the agent (default ``True``).
@@ -147,7 +151,11 @@ class EngramMemoryMiddleware(AgentMiddleware[EngramMemoryState, Any, Any]):
         return {"user_id": str(user_id), "agent_id": str(agent_id)}
 
     def task_for(self, runtime: Runtime[Any] | None) -> str | None:
-        """The Engram task id: ``task_prefix + thread_id``, else the context's or constructor's."""
+        """The Engram task id: ``task_prefix + thread_id``, else the context's or constructor's.
+
+        It needs no user or agent in it: every call pairs it with :meth:`scope`, and
+        Engram keeps task ids apart per ``(user_id, agent_id)``.
+        """
         thread = _thread_id(runtime)
         if thread:
             return f"{self.task_prefix}{thread}"

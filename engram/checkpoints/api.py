@@ -30,7 +30,7 @@ class CheckpointService:
     async def _require_task(
         self, conn: asyncpg.Connection, task_id: str, user_id: str, agent_id: str
     ) -> None:
-        if not await ledger_store.check_task_owner(conn, task_id, user_id, agent_id):
+        if not await ledger_store.has_task(conn, user_id=user_id, agent_id=agent_id, task_id=task_id):
             raise NotFoundError(f"no task {task_id!r} in this scope")
 
     async def latest_checkpoint(self, task_id: str, *, agent_id: str, user_id: str) -> Checkpoint | None:

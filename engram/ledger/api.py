@@ -70,7 +70,6 @@ class LedgerService:
             self._rt.redact_for_storage(assistant_response, policy),
         ]
         async with self._rt.transaction() as conn:
-            await store.claim_task(conn, task_id, user_id, agent_id)
             rows = await store.append_events(
                 conn,
                 user_id=user_id,
@@ -123,7 +122,6 @@ class LedgerService:
         enqueue_processing = check_flag(enqueue_processing, "enqueue_processing")
         content = self._rt.redact_for_storage(content, self._rt.policy)
         async with self._rt.transaction() as conn:
-            await store.claim_task(conn, task_id, user_id, agent_id)
             rows = await store.append_events(
                 conn,
                 user_id=user_id,
@@ -182,14 +180,17 @@ class LedgerService:
         after_event_id: int = 0,
         limit: int | None = None,
     ) -> list[Event]:
-        """A task's events in the order they were recorded."""
+        """A task's events in the order they were recorded.
+
+        A task id the scope has never used reads as an empty task, whether or not
+        another scope has a task of that name.
+        """
         user_id, agent_id = check_scope(user_id, agent_id)
         task_id = check_id(task_id, "task_id")
         after_event_id = check_row_id(after_event_id, "after_event_id", allow_zero=True)
         if limit is not None:
             limit = check_positive_int(limit, "limit", maximum=100_000)
         async with self._rt.connection() as conn:
-            await store.check_task_owner(conn, task_id, user_id, agent_id)
             return await store.task_events(
                 conn,
                 user_id=user_id,

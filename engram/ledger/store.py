@@ -1,8 +1,12 @@
-"""The append-only ledger: SQL for ``task_owners``, ``tasks`` and ``events``.
+"""The append-only ledger: SQL for ``tasks`` and ``events``.
 
-Every statement filters by ``user_id``.  Functions here take a connection that is
-already inside the caller's transaction, so a turn, its events and its job commit
-together or not at all.
+A task is named by ``(user_id, agent_id, task_id)``: task ids are chosen by the
+caller and are only unique within a scope, so every statement that names a task
+filters by all three, and another scope's task of the same name is simply a
+different task.  Every statement filters by ``user_id``.
+
+Functions here take a connection that is already inside the caller's
+transaction, so a turn, its events and its job commit together or not at all.
 """
 
 from __future__ import annotations
@@ -14,30 +18,18 @@ from typing import Any
 import asyncpg
 
 from ..embeddings.space import EmbeddingSpace, vector_literal
-from ..errors import ScopeError
 from ..search.keyword import keyword_search
 from ..search.vector import nearest, similarities
 from .models import Event, Task
 
-_CLAIM_TASK = """
-WITH claimed AS (
-    INSERT INTO task_owners (task_id, user_id, agent_id) VALUES ($1, $2, $3)
-    ON CONFLICT (task_id) DO NOTHING
-    RETURNING 1
-)
-SELECT EXISTS (SELECT 1 FROM claimed)
-    OR EXISTS (SELECT 1 FROM task_owners WHERE task_id = $1 AND user_id = $2 AND agent_id = $3)
-"""
-
-_OWNS_TASK = "SELECT EXISTS (SELECT 1 FROM task_owners WHERE task_id = $1 AND user_id = $2 AND agent_id = $3)"
-
 # The task row is upserted in the same statement as the events, so a turn costs
-# one round trip after the ownership check.  turn_count counts user turns; it
-# drives the checkpoint cadence.
+# one round trip, and the first turn of a task creates it (concurrent first turns
+# of one task meet in ON CONFLICT).  turn_count counts user turns; it drives the
+# checkpoint cadence.
 _APPEND_EVENTS = """
 WITH task AS (
     INSERT INTO tasks (user_id, agent_id, task_id, turn_count) VALUES ($1, $2, $3, $7)
-    ON CONFLICT (user_id, task_id) DO UPDATE
+    ON CONFLICT (user_id, agent_id, task_id) DO UPDATE
         SET updated_at = now(), turn_count = tasks.turn_count + EXCLUDED.turn_count
     RETURNING turn_count
 ), ins AS (
@@ -53,31 +45,19 @@ SELECT ins.event_id, ins.created_at, task.turn_count FROM ins, task ORDER BY ins
 _EVENT_COLUMNS = "event_id, user_id, agent_id, task_id, role, content, metadata, created_at, redacted_at"
 
 
-async def claim_task(conn: asyncpg.Connection, task_id: str, user_id: str, agent_id: str) -> None:
-    """Make (user_id, agent_id) the owner of ``task_id``, or raise ``ScopeError``."""
-    if await conn.fetchval(_CLAIM_TASK, task_id, user_id, agent_id):
-        return
-    # A concurrent first turn of the same task may have committed after this
-    # statement's snapshot was taken; look again with a fresh snapshot.
-    if await conn.fetchval(_OWNS_TASK, task_id, user_id, agent_id):
-        return
-    raise ScopeError(f"task_id {task_id!r} belongs to a different user_id/agent_id scope")
+async def has_task(conn: asyncpg.Connection, *, user_id: str, agent_id: str, task_id: str) -> bool:
+    """True if the scope has a task of that id.
 
-
-async def check_task_owner(conn: asyncpg.Connection, task_id: str, user_id: str, agent_id: str) -> bool:
-    """True if the scope owns the task; False if nobody does; ScopeError if someone else does."""
-    if await conn.fetchval(_OWNS_TASK, task_id, user_id, agent_id):
-        return True
-    # Whether anybody else owns it is all we reveal, and only as a refusal.
-    taken = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM task_owners WHERE task_id = $1 AND NOT (user_id = $2 AND agent_id = $3))",
-        task_id,
+    Only the caller's own scope is looked at: whether another scope uses the
+    same id is neither known nor knowable here.
+    """
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM tasks WHERE user_id = $1 AND agent_id = $2 AND task_id = $3)",
         user_id,
         agent_id,
+        task_id,
     )
-    if taken:
-        raise ScopeError(f"task_id {task_id!r} belongs to a different user_id/agent_id scope")
-    return False
+    return found
 
 
 async def append_events(

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .. import plugins
 from ..errors import InvalidInputError, NotFoundError, PluginError
 from ..ledger.models import Event
-from ..ledger.store import append_events, check_task_owner, claim_task
+from ..ledger.store import append_events, has_task
 from ..validation import (
     MAX_QUERY_CHARS,
     check_flag,
@@ -259,9 +259,8 @@ class LongInputService:
             raise InvalidInputError("the document has no text to chunk")
         chunk_ids = [stable_chunk_id(sha, c.ordinal, c.start, c.end) for c in spans]
 
-        # Read-only checks first, so a refused call never pays for embedding.
+        # Read-only first: a document the scope already has is not embedded again.
         async with self._rt.connection() as conn:
-            await check_task_owner(conn, task_id, user_id, agent_id)
             known = await store.find_by_sha(conn, user_id=user_id, agent_id=agent_id, sha256=sha)
         vectors: list[list[float]] | None = None
         space: EmbeddingSpace | None = None
@@ -272,7 +271,6 @@ class LongInputService:
             )
 
         async with self._rt.transaction() as conn:
-            await claim_task(conn, task_id, user_id, agent_id)
             await store.lock_document_hash(conn, user_id=user_id, agent_id=agent_id, sha256=sha)
             existing = await store.find_by_sha(conn, user_id=user_id, agent_id=agent_id, sha256=sha)
             deduplicated = existing is not None
@@ -510,7 +508,7 @@ class LongInputService:
             ids: list[str] | None = None
             if task_id is not None:
                 task_id = check_id(task_id, "task_id")
-                if not await check_task_owner(conn, task_id, user_id, agent_id):
+                if not await has_task(conn, user_id=user_id, agent_id=agent_id, task_id=task_id):
                     return []
                 ids = await store.long_input_ids_of_task(
                     conn, user_id=user_id, agent_id=agent_id, task_id=task_id
@@ -561,7 +559,7 @@ class LongInputService:
         async with self._rt.connection() as conn:
             scope_ids: list[str] | None = None
             if task_id is not None:
-                owned = await check_task_owner(conn, task_id, user_id, agent_id)
+                owned = await has_task(conn, user_id=user_id, agent_id=agent_id, task_id=task_id)
                 scope_ids = (
                     await store.long_input_ids_of_task(
                         conn, user_id=user_id, agent_id=agent_id, task_id=task_id

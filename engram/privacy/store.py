@@ -21,7 +21,7 @@ import asyncpg
 REDACTION_MARKER = "[REDACTED]"
 
 #: The ledger itself: the scrub leaves it alone (only the redacted event changes there).
-LEDGER_TABLES = ("events", "task_owners", "tasks")
+LEDGER_TABLES = ("events", "tasks")
 
 _TABLES_SQL = """
 SELECT c.relname AS table_name

@@ -17,7 +17,6 @@ from ..errors import InvalidInputError
 from ..facts import store as facts_store
 from ..interfaces import RecallCandidate, RecallStrategy
 from ..ledger import store as ledger_store
-from ..ledger.store import check_task_owner
 from ..longinput import store as longinput_store
 from ..policy import MemoryPolicy
 from ..validation import MAX_QUERY_CHARS, check_id, check_positive_int, check_scope, check_text
@@ -267,8 +266,6 @@ class RecallService:
         await tx.start()
         try:
             large_scope = await choose_plan_mode(conn, user_id, agent_id)
-            if task_id is not None:
-                await check_task_owner(conn, task_id, user_id, agent_id)
             ctx = RecallContext(
                 conn=conn,
                 query=query,

@@ -11,6 +11,10 @@ a leak is a substring search away.  It checks:
   recall or long-input context);
 * a call on another scope's id raises ``ScopeError``/``NotFoundError`` and leaves
   every row of every tenant table of the six scopes byte-for-byte unchanged;
+* task ids are per scope: scopes often pick a task id another scope already uses,
+  and a read naming a task id only another scope uses answers as for an unknown id
+  (``NotFoundError`` or an empty task), shows nothing of the other scope and
+  changes no row;
 * ``purge`` of a user (or of one user and agent) leaves every other row of the
   database byte-for-byte unchanged;
 * after every step (invariant), the database holds exactly the modelled ids per
@@ -135,7 +139,7 @@ ORDER BY 1
 """
 
 ID_COLUMNS = {
-    "task_owners": "task_id",
+    "tasks": "task_id",
     "events": "event_id",
     "facts": "fact_id",
     "long_inputs": "long_input_id",
@@ -159,13 +163,10 @@ ATTACK_KINDS = {
     "supersede_fact": "facts",
     "lineage": "facts",
     "get_task_events": "tasks",
-    "record_turn": "tasks",
-    "record_event": "tasks",
     "recall": "tasks",
     "trace_recall": "tasks",
     "checkpoint": "tasks",
     "latest_checkpoint": "tasks",
-    "record_long_input": "tasks",
     "list_long_inputs": "tasks",
     "build_context_task": "tasks",
     "build_context_long_input": "long_inputs",
@@ -237,6 +238,12 @@ class IsolationMachine(RuleBasedStateMachine):
 
     def task_for(self, scope: ScopeModel, new: bool, index: int) -> str:
         if new or not scope.tasks:
+            # Task ids are per scope: a new task often takes a name another scope uses
+            # (not in the seed, index 0, so that every scope starts with a task of its own).
+            others = set().union(*(o.tasks for o in self.scopes.values())) - scope.tasks
+            if index % 3 == 1 and others:
+                self.hits["task id of another scope reused"] += 1
+                return str(_pick(others, index))
             return self.new_task_id()
         return str(_pick(scope.tasks, index))
 
@@ -263,6 +270,21 @@ class IsolationMachine(RuleBasedStateMachine):
         else:
             raise AssertionError(f"{what} on another scope's id returned {result!r}")
         assert self.run(self.rows()) == before, f"{what} on another scope's id changed rows"
+
+    def expect_unseen(
+        self, me: ScopeModel, victim: ScopeModel, what: str, call: Callable[[], Awaitable[Any]]
+    ) -> None:
+        """A read naming a task id only another scope uses: the caller has no such task, so
+        the answer is NotFoundError or an empty task, never a hint of the other scope."""
+        self.hits["unseen: " + what.split("(")[0]] += 1
+        before = self.run(self.rows())
+        try:
+            answer = repr(self.run(call()))
+        except NotFoundError as exc:
+            answer = str(exc)
+        self.assert_no_foreign(me, answer, what)
+        assert victim.user_id not in answer or victim.user_id == me.user_id, f"{what} names {victim.kw}"
+        assert self.run(self.rows()) == before, f"{what} on another scope's task id changed rows"
 
     def resync_facts(self) -> None:
         """Facts as the database has them (after the worker or a redaction touched them).
@@ -324,7 +346,7 @@ class IsolationMachine(RuleBasedStateMachine):
                 assert not leaked, f"{table} row of {key} holds foreign/dead markers {leaked}: {text[:300]}"
         for scope in self.scopes.values():
             got = owned[(scope.user_id, scope.agent_id)]
-            assert got["task_owners"] == scope.tasks, f"tasks of {scope.kw}"
+            assert got["tasks"] == scope.tasks, f"tasks of {scope.kw}"
             assert got["events"] == set(scope.events), f"events of {scope.kw}"
             assert got["facts"] == set(scope.facts), f"facts of {scope.kw}"
             assert got["long_inputs"] == set(scope.long_inputs), f"long inputs of {scope.kw}"
@@ -743,7 +765,14 @@ class IsolationMachine(RuleBasedStateMachine):
         victims = [self.scopes[o] for o in order if o != s and getattr(self.scopes[o], kind)]
         if not victims:
             return
-        target = _pick(getattr(victims[0], kind), i)
+        if kind == "tasks":
+            # A task id the caller uses too names the caller's own task: not an attack.
+            victims = [v for v in victims if v.tasks - me.tasks]
+            if not victims:
+                return
+            target = _pick(victims[0].tasks - me.tasks, i)
+        else:
+            target = _pick(getattr(victims[0], kind), i)
         event = fact = job = target
         task = li = chunk = target
         calls: dict[str, Callable[[], Awaitable[Any]]] = {
@@ -754,13 +783,10 @@ class IsolationMachine(RuleBasedStateMachine):
             "supersede_fact": lambda: e.supersede_fact(fact, "hijacked", **kw),
             "lineage": lambda: e.lineage(fact, **kw),
             "get_task_events": lambda: e.get_task_events(task, **kw),
-            "record_turn": lambda: e.record_turn(task, user_message="hijack", assistant_response="x", **kw),
-            "record_event": lambda: e.record_event(task, role="tool", content="hijack", **kw),
             "recall": lambda: e.recall("anything", task_id=task, **kw),
             "trace_recall": lambda: e.trace_recall("anything", task_id=task, **kw),
             "checkpoint": lambda: e.checkpoint(task, **kw),
             "latest_checkpoint": lambda: e.latest_checkpoint(task, **kw),
-            "record_long_input": lambda: e.record_long_input(task, "hijack document text", **kw),
             "list_long_inputs": lambda: e.list_long_inputs(task_id=task, **kw),
             "build_context_task": lambda: e.build_long_input_context("party", task_id=task, **kw),
             "build_context_long_input": lambda: e.build_long_input_context("party", long_input_id=li, **kw),
@@ -770,7 +796,10 @@ class IsolationMachine(RuleBasedStateMachine):
             "get_job": lambda: e.get_job(job, **kw),
             "cancel_job": lambda: e.cancel_job(job, **kw),
         }
-        self.expect_refused(f"{call}({target!r}) from {kw}", calls[call])
+        if kind == "tasks":
+            self.expect_unseen(me, victims[0], f"{call}({target!r}) from {kw}", calls[call])
+        else:
+            self.expect_refused(f"{call}({target!r}) from {kw}", calls[call])
 
     @rule(**ATTACK_ARGS, call=st.sampled_from(sorted(c for c, k in ATTACK_KINDS.items() if k == "events")))
     def attack_event(self, s: tuple[int, int], v: tuple[int, int], i: int, call: str) -> None:
@@ -807,7 +836,7 @@ class IsolationMachine(RuleBasedStateMachine):
             self.expect_refused("get_event(purged)", lambda: e.get_event(eid, **kw))
         elif kind == "fact" and (fid := _pick(self.dead_facts, i)) is not None:
             self.expect_refused("get_fact(purged)", lambda: e.get_fact(fid, **kw))
-        elif kind == "task" and (task := _pick(self.dead_tasks, i)) is not None:
+        elif kind == "task" and (task := _pick(self.dead_tasks - scope.tasks, i)) is not None:
             # Nobody owns a purged task id any more: reading it is an empty ledger.
             assert self.run(e.get_task_events(task, **kw)) == []
         elif kind == "long_input" and (li := _pick(self.dead_long_inputs, i)) is not None:

@@ -12,7 +12,7 @@ from conftest import count_rows
 
 from engram import Engram, InvalidInputError, NotFoundError
 from engram.jobs import store as queue
-from engram.ledger.store import append_events, claim_task
+from engram.ledger.store import append_events
 
 
 async def _turn(engram: Engram, scope: dict[str, str], task: str | None = None, text: str = "hello") -> Any:
@@ -74,7 +74,6 @@ async def test_rollback_leaves_neither_events_nor_job(
     task = "rb-" + uuid.uuid4().hex[:8]
     with pytest.raises(RuntimeError):
         async with engram._rt.transaction() as conn:
-            await claim_task(conn, task, scope["user_id"], scope["agent_id"])
             rows = await append_events(
                 conn, **scope, task_id=task, roles=("user",), contents=("hi",), metadata={}, turns=1
             )

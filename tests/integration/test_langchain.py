@@ -164,6 +164,43 @@ def test_middleware_scope_from_constructor_and_cross_thread_memory(bridge: SyncB
     assert {t.task_id for t in tasks} == {f"lc:t1-{user}", f"lc:t2-{user}"}
 
 
+def test_middleware_same_thread_id_for_two_users_does_not_collide(bridge: SyncBridge) -> None:
+    """LangGraph thread ids are the application's (often "1" or a per-app counter), so two
+    users can run threads of the same id: each gets a task of their own in Engram, and
+    neither's recall or ledger holds the other's exchange."""
+    thread = f"thread-{uuid.uuid4().hex[:8]}"  # one id, used by both users
+    said = {
+        new_user(): "Remember that my locker code is kept in the green notebook.",
+        new_user(): "Remember that my bike is parked behind the library.",
+    }
+    seen: dict[str, str] = {}
+    for user, message in said.items():
+        model = fake_model("Noted.")
+        agent = create_agent(
+            model,
+            middleware=[EngramMemoryMiddleware(bridge)],
+            context_schema=Context,
+            checkpointer=InMemorySaver(),
+        )
+        agent.invoke(
+            {"messages": [HumanMessage(message)]},
+            config={"configurable": {"thread_id": thread}},
+            context=Context(user_id=user),
+        )
+        seen[user] = system_text(model.seen[0])
+    (first, second) = said
+    for user, message in said.items():
+        events = bridge.run(bridge.client.get_task_events(thread, user_id=user, agent_id=AGENT))
+        assert [(e.user_id, e.role, e.content) for e in events] == [
+            (user, "user", message),
+            (user, "assistant", "Noted."),
+        ]
+        (task,) = bridge.run(bridge.client.list_tasks(user_id=user, agent_id=AGENT))
+        assert (task.task_id, task.turn_count) == (thread, 1)
+    # The second user's recall for the thread saw nothing of the first user's turn.
+    assert "green notebook" not in seen[second] and first not in seen[second]
+
+
 def test_middleware_without_scope_is_refused(bridge: SyncBridge) -> None:
     agent = create_agent(fake_model("hi"), middleware=[EngramMemoryMiddleware(bridge)])
     with pytest.raises(InvalidInputError, match="user_id and agent_id"):

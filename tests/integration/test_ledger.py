@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 from conftest import count_rows
 
-from engram import Engram, InvalidInputError, NotFoundError, ScopeError
+from engram import Engram, InvalidInputError, NotFoundError
 
 
 async def test_record_turn_writes_both_events_in_order(engram: Engram, scope: dict[str, str]) -> None:
@@ -58,32 +58,46 @@ async def test_record_event_roles_and_metadata(engram: Engram, scope: dict[str, 
     assert [(t.task_id, t.turn_count) for t in tasks] == [(f"{scope['user_id']}:task-tools", 0)]
 
 
-async def test_task_of_another_scope_is_refused(
-    engram: Engram, scope: dict[str, str], raw_conn: object
+async def test_the_same_task_id_in_another_scope_is_another_task(
+    engram: Engram, scope: dict[str, str], raw_conn: asyncpg.Connection
 ) -> None:
-    await engram.record_turn(
-        f"{scope['user_id']}:shared-task-" + scope["user_id"],
-        user_message="hi",
-        assistant_response="hello",
-        **scope,
-    )
-    task = f"{scope['user_id']}:shared-task-" + scope["user_id"]
+    """Task ids are per (user_id, agent_id): another user, or another agent of the same
+    user, writing to the same id gets a task of its own, and neither sees the other's."""
+    task = "shared-task"
+    await engram.record_turn(task, user_message="mine", assistant_response="hello", **scope)
+    before = await count_rows(raw_conn, scope["user_id"])
     intruder = {"user_id": scope["user_id"] + "-other", "agent_id": scope["agent_id"]}
     other_agent = {"user_id": scope["user_id"], "agent_id": "another-agent"}
-    for other in (intruder, other_agent):
-        with pytest.raises(ScopeError):
-            await engram.record_turn(task, user_message="x", assistant_response="y", **other)
-        with pytest.raises(ScopeError):
-            await engram.record_event(task, role="user", content="x", **other)
-        with pytest.raises(ScopeError):
-            await engram.get_task_events(task, **other)
-    assert await count_rows(raw_conn, intruder["user_id"]) == dict.fromkeys(
-        await count_rows(raw_conn, intruder["user_id"]), 0
-    )
-    # another scope cannot read the event by id either
-    events = await engram.get_task_events(task, **scope)
-    with pytest.raises(NotFoundError):
-        await engram.get_event(events[0].event_id, **intruder)
+    try:
+        for other in (intruder, other_agent):
+            # Reading first: the id is unknown in this scope, so the task is empty.
+            assert await engram.get_task_events(task, **other) == []
+            turn = await engram.record_turn(task, user_message="theirs", assistant_response="y", **other)
+            assert turn.turn_count == 1  # a new task, not a second turn of ours
+            event = await engram.record_event(task, role="tool", content="their tool", **other)
+            assert (event.user_id, event.agent_id, event.task_id) == (
+                other["user_id"],
+                other["agent_id"],
+                task,
+            )
+            theirs = await engram.get_task_events(task, **other)
+            assert [e.content for e in theirs] == ["theirs", "y", "their tool"]
+            assert {(e.user_id, e.agent_id) for e in theirs} == {(other["user_id"], other["agent_id"])}
+            (their_task,) = await engram.list_tasks(**other)
+            assert (their_task.task_id, their_task.turn_count) == (task, 1)
+            # Our task is exactly as it was.
+            assert [e.content for e in await engram.get_task_events(task, **scope)] == ["mine", "hello"]
+            (ours,) = await engram.list_tasks(**scope)
+            assert (ours.task_id, ours.turn_count) == (task, 1)
+            # Event ids stay scoped: neither reads the other's by id.
+            with pytest.raises(NotFoundError):
+                await engram.get_event(theirs[0].event_id, **scope)
+        counts = await count_rows(raw_conn, scope["user_id"])
+        # The other agent of our user added one task of its own and its three events.
+        assert counts["tasks"] == before["tasks"] + 1
+        assert counts["events"] == before["events"] + 3
+    finally:
+        await engram.purge(user_id=intruder["user_id"])
 
 
 async def test_concurrent_first_turns_of_one_task_both_land(engram: Engram, scope: dict[str, str]) -> None:

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import count_rows
 
-from engram import Engram, InvalidInputError, NotFoundError, ScopeError
+from engram import Engram, InvalidInputError, NotFoundError
 from engram.longinput.api import PREVIEW_CHARS
 from engram.longinput.chunking import MAX_DOCUMENT_CHARS, document_sha256, quote_hash, stable_chunk_id
 
@@ -236,21 +236,26 @@ async def test_bad_arguments_are_refused_before_any_write(
     await _only_zero(raw_conn, scope["user_id"])
 
 
-async def test_task_of_another_scope_is_refused(
+async def test_the_same_task_id_in_another_scope_is_another_task(
     engram: Engram, scope: dict[str, str], raw_conn: asyncpg.Connection
 ) -> None:
+    # Task ids are per scope: recording into another scope's task id records into
+    # a task of the caller's own, and each scope's task lists only its documents.
     owner = _scope()
     task = _task()
     await engram.record_event(task, role="user", content="hello", **owner)
     before = await count_rows(raw_conn, owner["user_id"])
-    with pytest.raises(ScopeError):
-        await engram.record_long_input(task, CONTRACT, **scope)
-    with pytest.raises(ScopeError):
-        await engram.record_long_input(task, CONTRACT, embed_inline=True, **scope)
-    await _only_zero(raw_conn, scope["user_id"])
+    assert await engram.list_long_inputs(task_id=task, **scope) == []
+    assert (await engram.build_long_input_context("notice", task_id=task, **scope)).chunks == ()
+    record = await engram.record_long_input(task, CONTRACT, **scope)
+    assert record.task_id == task and not record.deduplicated
     assert await count_rows(raw_conn, owner["user_id"]) == before
-    with pytest.raises(ScopeError):
-        await engram.build_long_input_context("notice", task_id=task, **scope)
+    assert await engram.list_long_inputs(task_id=task, **owner) == []
+    assert [d.long_input_id for d in await engram.list_long_inputs(task_id=task, **scope)] == [
+        record.long_input_id
+    ]
+    assert [e.role for e in await engram.get_task_events(task, **owner)] == ["user"]
+    assert [e.role for e in await engram.get_task_events(task, **scope)] == ["artifact"]
 
 
 async def test_failure_inside_the_transaction_leaves_nothing(

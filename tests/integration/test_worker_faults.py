@@ -138,9 +138,6 @@ async def test_eight_workers_twenty_thousand_jobs_each_exactly_once(
     # Bulk-load the ledger and the queue in SQL: the subject here is the queue, not record_turn.
     async with raw_conn.transaction():
         await raw_conn.execute(
-            "INSERT INTO task_owners (task_id, user_id, agent_id) VALUES ($1, $2, $3)", task, user, agent
-        )
-        await raw_conn.execute(
             "INSERT INTO tasks (user_id, agent_id, task_id) VALUES ($1, $2, $3)", user, agent, task
         )
         event_ids = [
