@@ -18,6 +18,7 @@ import asyncpg
 from ..embeddings.space import EmbeddingSpace, vector_literal
 from ..errors import InvalidInputError
 from ..ledger import store as ledger_store
+from ..search.terms import bounded_query_text
 from ..search.vector import nearest
 from .chunking import ChunkSpan
 from .models import ChunkSummary, Format, LongInput
@@ -428,8 +429,11 @@ async def keyword_chunks(
 
     plainto_tsquery ANDs the query's words; a question rarely shares every word
     with the passage that answers it, so the ANDs become ORs and ranking (cover
-    density) rewards chunks that hold more of them, closer together.
+    density) rewards chunks that hold more of them, closer together.  A long
+    query is cut to its most informative words first (``bounded_query_text``):
+    cover density walks every query term for every matching chunk.
     """
+    query = bounded_query_text(query)
     rows = await conn.fetch(
         """
         WITH q AS (SELECT replace(plainto_tsquery('english', $3)::text, '&', '|') AS t)

@@ -24,7 +24,7 @@ from .context import RecallContext
 from .fusion import fuse, pack
 from .models import RecallResult, RecallTrace, StrategyRun
 from .router import DefaultRouter, Router
-from .terms import identifier_terms, missing_terms, salient_terms
+from .terms import bounded_query_terms, bounded_query_text, identifier_terms, missing_terms
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -160,7 +160,10 @@ class RecallService:
         strategies = plugins.recall_strategies()
 
         intent = self.router.route(query, task_id=task_id, policy=policy)
-        terms = salient_terms(query)
+        # Bounded: a query of the allowed maximum size (about 1,300 distinct words)
+        # must cost a small multiple of a normal one, so searches and the
+        # missing-term check get at most MAX_SEARCH_TERMS of its words.
+        terms = bounded_query_terms(query)
         weights = {
             name: w * strategy_boost(strategies[name], intent)
             for name, w in policy.recall.weights.items()
@@ -278,6 +281,7 @@ class RecallService:
                 candidates=max(10, limit * 2),
                 terms=terms,
                 identifiers=identifier_terms(query),
+                search_query=bounded_query_text(query),
                 large_scope=large_scope,
                 space=self._rt.embedding_space,
                 _embedding=embedding,

@@ -32,6 +32,7 @@ from ..ledger.models import Event
 from ..longinput import retrieval as longinput_retrieval
 from ..models import EngramModel
 from ..policy import MemoryPolicy
+from ..search.terms import bounded_query_text
 
 Hits = list[tuple[int, float]]
 
@@ -70,7 +71,7 @@ class FactReader:
         """(fact_id, score) by IDF-weighted full text over the query, best first."""
         c = self._ctx
         return await facts_store.keyword_facts(
-            c.conn, user_id=c.user_id, agent_id=c.agent_id, query=c.query, k=k
+            c.conn, user_id=c.user_id, agent_id=c.agent_id, query=c.search_query, k=k
         )
 
     async def trigram(self, terms: Sequence[str], k: int) -> Hits:
@@ -127,7 +128,7 @@ class LedgerReader:
         """(event_id, score) by IDF-weighted full text over the query, best first."""
         c = self._ctx
         return await ledger_store.keyword_events(
-            c.conn, user_id=c.user_id, agent_id=c.agent_id, query=c.query, k=k
+            c.conn, user_id=c.user_id, agent_id=c.agent_id, query=c.search_query, k=k
         )
 
     async def nearest(self, k: int) -> Hits:
@@ -201,7 +202,7 @@ class DocumentReader:
             c.conn,
             user_id=c.user_id,
             agent_id=c.agent_id,
-            query=c.query,
+            query=c.search_query,
             k=k,
             rrf_k=c.policy.recall.rrf_k,
             space=c.space,
@@ -228,8 +229,8 @@ class RecallContext:
     intent: str
     limit: int  # items wanted in the final context
     candidates: int  # how many each strategy should propose
-    terms: list[str]  # salient query terms
-    identifiers: list[str]  # name- and identifier-like query terms (for fuzzy matching)
+    terms: list[str]  # salient query terms, at most MAX_SEARCH_TERMS
+    identifiers: list[str]  # name- and identifier-like query terms (for fuzzy matching), bounded
     space: EmbeddingSpace
     #: More than ~1,000 facts, events or chunks: strategies may trade exhaustive
     #: fallbacks for bounded work.
@@ -238,8 +239,15 @@ class RecallContext:
     #: the fact ids the fact strategies found).
     cache: dict[str, Any] = field(default_factory=dict)
     _embedding: asyncio.Task[list[float]] | None = field(default=None, repr=False)
+    #: The text keyword searches receive: ``query`` itself when it is short, else
+    #: its most informative words (:func:`engram.search.terms.bounded_query_text`).
+    #: A strategy searching by words should use this, not ``query``, so that its
+    #: cost is bounded whatever the query's size.  Derived when not given.
+    search_query: str = ""
 
     def __post_init__(self) -> None:
+        if not self.search_query:
+            self.search_query = bounded_query_text(self.query)
         self.facts = FactReader(self)
         self.ledger = LedgerReader(self)
         self.checkpoints = CheckpointReader(self)

@@ -21,6 +21,13 @@ The work per query is bounded whatever the tenant's size:
   not looked up (their frequency is estimated from the sample): a row matching
   only words that are everywhere scores low, and looking them up is where the
   time would go.
+- The query's terms are bounded (:mod:`engram.search.terms`): a long query is
+  cut down to its ``MAX_SEARCH_TERMS`` most informative words
+  (``bounded_query_text``; a short one is searched as written), and the
+  statement uses at most ``MAX_SEARCH_LEXEMES`` lexemes (longest first)
+  whatever text it is given.  Every lexeme costs a pass over
+  the sample and a step of the tie-break's cover-density walk for each
+  candidate row, so without this bound an 8,192-character query took seconds.
 - The scope size is a count capped at ``COUNT_CAP``: past it every weight uses the
   same capped size, which keeps their order; only the best ``4 k`` rows by IDF get
   the (costlier) ``ts_rank_cd`` tie-break.
@@ -31,6 +38,8 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+
+from .terms import MAX_SEARCH_LEXEMES, bounded_query_text
 
 #: Table -> id column, for tables with a generated ``content_tsv``.
 KEYWORD_TABLES: dict[str, str] = {"facts": "fact_id", "events": "event_id", "long_input_chunks": "chunk_id"}
@@ -59,13 +68,15 @@ async def keyword_search(
     """
     if KEYWORD_TABLES.get(table) != id_column:
         raise ValueError(f"not a keyword table: {table}.{id_column}")
+    query = bounded_query_text(query)
     scope = f"user_id = $1 AND agent_id = $2 AND ({extra_filter})"
     sample_rows = int(sample_rows)  # inlined: the planner sizes the sample from it
     rows = await conn.fetch(
         f"""
         WITH q AS MATERIALIZED (
-            SELECT DISTINCT lex, quote_literal(lex)::tsquery AS tq
+            SELECT lex, quote_literal(lex)::tsquery AS tq
             FROM unnest(tsvector_to_array(to_tsvector('english', $3))) AS lex
+            ORDER BY length(lex) DESC, lex LIMIT {MAX_SEARCH_LEXEMES}
         ),
         sample AS MATERIALIZED (
             SELECT {id_column} AS id, content_tsv FROM {table}
