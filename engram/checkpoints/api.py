@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidInputError, NotFoundError
+from ..errors import ExtractionError, InvalidInputError, NotFoundError
 from ..interfaces import CheckpointRequest
 from ..ledger import store as ledger_store
 from ..ledger.models import source_events
+from ..privacy import fence
 from ..validation import check_id, check_scope
 from . import store
 from .models import Checkpoint, check_summary
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
     import asyncpg
 
     from ..runtime import Runtime
+
+
+#: A summary made while the scope was redacted is made again, this many times at most.
+_MAX_FENCE_RETRIES = 5
 
 
 class CheckpointService:
@@ -45,13 +50,28 @@ class CheckpointService:
         """Summarise the task now (the extractor's ``summarize``) and store a checkpoint.
 
         With no new events since the latest checkpoint, that checkpoint is returned.
-        The extractor is called with no transaction open.
+        The extractor is called with no transaction open.  If a redaction in the
+        scope commits while the summary is being written, the summary is thrown
+        away and made again from the redacted events (see :mod:`engram.privacy.fence`).
         """
         user_id, agent_id = check_scope(user_id, agent_id)
         task_id = check_id(task_id, "task_id")
+        for _ in range(_MAX_FENCE_RETRIES):
+            try:
+                return await self._checkpoint_once(task_id, agent_id=agent_id, user_id=user_id)
+            except fence.InputsChanged as changed:
+                if changed.freshness == "purged":
+                    raise NotFoundError(f"task {task_id!r} was purged") from None
+        raise ExtractionError(
+            f"task {task_id!r} was redacted {_MAX_FENCE_RETRIES} times while being summarised; try again"
+        )
+
+    async def _checkpoint_once(self, task_id: str, *, agent_id: str, user_id: str) -> Checkpoint:
         extractor = self._rt.extractor()
         async with self._rt.connection() as conn:
             await self._require_task(conn, task_id, user_id, agent_id)
+            # Before reading the events the summary is made from (the redaction fence).
+            generation = await fence.capture(conn, user_id=user_id, agent_id=agent_id)
             previous = await store.latest_checkpoint(
                 conn, user_id=user_id, agent_id=agent_id, task_id=task_id
             )
@@ -84,6 +104,9 @@ class CheckpointService:
             )
         )
         async with self._rt.transaction() as conn:
+            # First, before any other lock: a redaction or purge since the capture
+            # means the summary may repeat removed text.
+            await fence.require_current(conn, generation)
             locked = await ledger_store.task_turn_count(
                 conn, user_id=user_id, agent_id=agent_id, task_id=task_id, lock=True
             )

@@ -29,6 +29,7 @@ import asyncpg
 
 from .. import plugins
 from ..errors import ExtractionError, RateLimitedError
+from ..privacy import fence
 from . import store
 from .handlers import JobHandler, JobWork
 from .models import Job
@@ -259,6 +260,16 @@ class MemoryWorker:
         succeeded = 0
         try:
             sem = asyncio.Semaphore(self.options.extract_concurrency)
+            # The redaction fence (engram/privacy/fence.py), for every handler alike:
+            # each scope's generation is read before any handler reads its inputs,
+            # and checked again in the job's write transaction (see _write).
+            generations: dict[tuple[str, str], fence.Generation] = {}
+            capture_error: BaseException | None = None
+            try:
+                async with self.rt.connection() as conn:
+                    generations = await fence.capture_many(conn, [(j.user_id, j.agent_id) for j in jobs])
+            except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+                capture_error = exc
 
             async def prepare(job: Job) -> tuple[JobHandler | None, JobWork] | None:
                 async with sem:
@@ -269,6 +280,8 @@ class MemoryWorker:
                     if handler is None:
                         error = ExtractionError(f"no handler is registered for job kind {job.kind!r}")
                         return None, JobWork(job, error=error)
+                    if capture_error is not None:
+                        return handler, JobWork(job, error=capture_error)
                     try:
                         return handler, await handler.prepare(job)
                     except asyncio.CancelledError:
@@ -285,7 +298,8 @@ class MemoryWorker:
             for handler, work in ready:
                 if work.job.job_id not in held:
                     continue  # lease lost (heartbeat said so): drop the result
-                if await self._finish(handler, work):
+                generation = generations.get((work.job.user_id, work.job.agent_id))
+                if await self._finish(handler, work, generation):
                     succeeded += 1
                 held.pop(work.job.job_id, None)
         finally:
@@ -354,14 +368,23 @@ class MemoryWorker:
                 work.error = exc
             pos += len(ts)
 
-    async def _finish(self, handler: JobHandler | None, work: JobWork) -> bool:
-        """Write (or fail/snooze) one job.  True if it succeeded."""
+    async def _finish(
+        self, handler: JobHandler | None, work: JobWork, generation: fence.Generation | None
+    ) -> bool:
+        """Write (or fail/snooze/release) one job.  True if it succeeded."""
         job = work.job
-        if work.error is None and handler is not None:
+        if work.error is None and handler is not None and generation is not None:
             try:
-                added = await self._write(handler, work)
+                added = await self._write(handler, work, generation)
             except LeaseLost:
                 log.warning("job %d: lease lost before commit; result dropped", job.job_id)
+                return False
+            except fence.InputsChanged as changed:
+                log.info(
+                    "job %d: its scope was %s after its inputs were read; result dropped, job re-queued",
+                    job.job_id,
+                    "purged" if changed.freshness == "purged" else "redacted",
+                )
                 return False
             except asyncio.CancelledError:
                 raise
@@ -371,19 +394,34 @@ class MemoryWorker:
                 for fact in added:
                     plugins.notify("fact_derived", fact=fact)
                 return True
-        assert work.error is not None
-        await self._record_failure(job, work.error)
+        # No error and no generation cannot happen (every claimed job's scope is
+        # captured); fail the attempt rather than write unfenced.
+        error = work.error or ExtractionError(f"job {job.job_id}: its scope's generation was not captured")
+        await self._record_failure(job, error)
         return False
 
-    async def _write(self, handler: JobHandler, work: JobWork) -> list[Fact]:
-        """The handler's writes and the job's completion, in one fenced transaction."""
+    async def _write(self, handler: JobHandler, work: JobWork, generation: fence.Generation) -> list[Fact]:
+        """The handler's writes and the job's completion, in one fenced transaction.
+
+        Two fences: the job's lease, and the scope's redaction generation.  A
+        redaction or purge that committed since the inputs were read means the
+        handler's result may hold removed text: nothing is written, and the job
+        goes back to the queue without spending an attempt (like a stopping
+        worker's unstarted job), so it runs again on what is left.
+        """
         async with self.rt.transaction() as conn:
+            # The generation row is locked before the job row: redaction and purge
+            # take it first too (and then job rows, which they scrub or delete).
+            freshness = await fence.check(conn, generation)
             if not await store.fence(conn, work.job):
                 raise LeaseLost(work.job.job_id)
-            result, added = await handler.write(conn, work)
-            if not await store.complete(conn, work.job, result):
-                raise LeaseLost(work.job.job_id)
-            return added
+            if freshness == "current":
+                result, added = await handler.write(conn, work)
+                if not await store.complete(conn, work.job, result):
+                    raise LeaseLost(work.job.job_id)
+                return added
+            await store.release(conn, [work.job])
+        raise fence.InputsChanged(freshness)
 
     async def _record_failure(self, job: Job, error: BaseException) -> None:
         opts = self.options

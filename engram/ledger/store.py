@@ -272,21 +272,30 @@ async def lock_event(conn: asyncpg.Connection, *, user_id: str, event_id: int) -
 
 
 async def redact_event_content(
-    conn: asyncpg.Connection, *, user_id: str, event_id: int, content: str, redaction: dict[str, Any]
+    conn: asyncpg.Connection,
+    *,
+    user_id: str,
+    event_id: int,
+    content: str,
+    redaction: dict[str, Any],
+    metadata: dict[str, Any] | None = None,
 ) -> datetime:
-    """Rewrite an event's content and record when and why (``redaction``); returns ``redacted_at``.
+    """Rewrite an event's content (and ``metadata``, if given) and record when and why
+    (``redaction``); returns ``redacted_at``.
 
     Opens the ledger trigger's ``redact`` exception for the rest of the
     transaction: it lets content change, never what locates the row.
     """
     await conn.execute("SELECT set_config('engram.ledger_write', 'redact', true)")
     redacted_at: datetime | None = await conn.fetchval(
-        """UPDATE events SET content = $3, redacted_at = clock_timestamp(), redaction = $4::jsonb
+        """UPDATE events SET content = $3, redacted_at = clock_timestamp(), redaction = $4::jsonb,
+                             metadata = coalesce($5::jsonb, metadata)
            WHERE user_id = $1 AND event_id = $2 RETURNING redacted_at""",
         user_id,
         event_id,
         content,
         redaction,
+        metadata,
     )
     assert redacted_at is not None
     return redacted_at
@@ -295,6 +304,31 @@ async def redact_event_content(
 async def delete_event_vectors(conn: asyncpg.Connection, *, user_id: str, event_id: int) -> None:
     """Drop an event's own vectors (computed from its content)."""
     await conn.execute("DELETE FROM event_vectors WHERE user_id = $1 AND event_id = $2", user_id, event_id)
+
+
+async def artifact_events_containing(
+    conn: asyncpg.Connection, *, user_id: str, agent_id: str, fragments: Sequence[str]
+) -> list[Event]:
+    """The scope's long-input artifact events (Engram's own copy of a document's start
+    and title) whose content or metadata holds any of ``fragments``, locked for update.
+
+    Metadata is matched as JSON text (a fragment JSON-encoded as inside a string),
+    so the caller must still check that a match is in a value, not in a key.
+    """
+    if not fragments:
+        return []
+    rows = await conn.fetch(
+        f"""SELECT {_EVENT_COLUMNS} FROM events e
+            WHERE user_id = $1 AND agent_id = $2 AND role = 'artifact' AND metadata->>'kind' = 'long_input'
+              AND EXISTS (SELECT 1 FROM unnest($3::text[]) AS f(raw)
+                          WHERE strpos(e.content, f.raw) > 0
+                             OR strpos(e.metadata::text, btrim(to_jsonb(f.raw)::text, '"')) > 0)
+            ORDER BY event_id FOR UPDATE""",
+        user_id,
+        agent_id,
+        list(fragments),
+    )
+    return [event_from_row(r) for r in rows]
 
 
 async def keyword_events(

@@ -27,6 +27,7 @@ from .. import plugins
 from ..errors import InvalidInputError, NotFoundError, PluginError
 from ..ledger.models import Event
 from ..ledger.store import append_events, has_task
+from ..privacy import fence
 from ..validation import (
     MAX_QUERY_CHARS,
     check_flag,
@@ -73,6 +74,9 @@ EVENT_TITLE_CHARS = 200
 MAX_CONTEXT_CHUNKS = 100
 MAX_CONTEXT_TOKENS = 100_000
 MAX_EMBED_BATCH = 1_024
+#: A page whose scope was redacted while it was being embedded is embedded again
+#: this many times per call at most; later ones are left for the next call.
+_MAX_FENCE_RETRIES = 5
 #: Chunking a document this long takes tens of milliseconds or more; do it in a
 #: thread so the event loop keeps serving other requests meanwhile.
 _THREAD_CHUNKING_CHARS = 100_000
@@ -400,8 +404,10 @@ class LongInputService:
 
         The worker's entry point (also ``engram ingest --embed-now``).  Chunks are
         read in pages, embedded outside any transaction, and written back only if
-        their text is unchanged (a redaction may have scrubbed it meanwhile), so the
-        call is idempotent and safe to run concurrently or to repeat after a crash.
+        their text is unchanged and no redaction or purge of the scope committed
+        meanwhile (the redaction fence, :mod:`engram.privacy.fence`: the page is
+        then read and embedded again), so the call is idempotent and safe to run
+        concurrently or to repeat after a crash.
         ``progress`` is called with the number of chunks embedded after each batch.
         """
         user_id, agent_id = check_scope(user_id, agent_id)
@@ -417,8 +423,10 @@ class LongInputService:
         # Keyset pagination over (long_input_id, ordinal) guarantees the loop ends even
         # if a write-back is skipped; a skipped chunk is picked up by the next call.
         after: tuple[str, int] = ("", -1)
+        refused = 0
         while True:
             async with self._rt.connection() as conn:
+                generation = await fence.capture(conn, user_id=user_id, agent_id=agent_id)
                 page = await store.pending_chunks(
                     conn,
                     user_id=user_id,
@@ -430,19 +438,26 @@ class LongInputService:
                 )
             if not page:
                 break
-            after = (page[-1].long_input_id, page[-1].ordinal)
             vectors = await self._embed_texts(
                 [_embedding_text(c.heading, c.text) for c in page], batch_size=batch_size
             )
             async with self._rt.transaction() as conn:
-                total += await store.store_chunk_vectors(
-                    conn,
-                    user_id=user_id,
-                    agent_id=agent_id,
-                    space_name=space.name,
-                    chunks=page,
-                    vectors=vectors,
-                )
+                freshness = await fence.check(conn, generation)
+                if freshness == "current":
+                    total += await store.store_chunk_vectors(
+                        conn,
+                        user_id=user_id,
+                        agent_id=agent_id,
+                        space_name=space.name,
+                        chunks=page,
+                        vectors=vectors,
+                    )
+            if freshness == "purged":
+                return total  # nothing of the scope is left to embed
+            if freshness == "changed" and refused < _MAX_FENCE_RETRIES:
+                refused += 1
+                continue  # the same page again, on the redacted text
+            after = (page[-1].long_input_id, page[-1].ordinal)
             touched.update(c.long_input_id for c in page)
             if progress is not None:
                 progress(len(page))

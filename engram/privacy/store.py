@@ -38,13 +38,78 @@ FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
 WHERE c.contype = 'f' AND n.nspname = current_schema()
 """
 
+# Every text/jsonb column, with what decides whether it holds content or an
+# identifier (see is_content_column): keys (primary, unique, foreign, exclusion,
+# unique indexes), CHECKs that enumerate or pattern-match its values (how kinds,
+# states, roles, formats and hashes are declared), and an explicit column comment.
 _TEXT_COLUMNS_SQL = """
 SELECT a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS type,
-       a.attgenerated <> '' AS generated
+       a.attgenerated <> '' AS generated,
+       EXISTS (SELECT 1 FROM pg_constraint k
+               WHERE k.conrelid = a.attrelid AND k.contype IN ('p', 'u', 'f', 'x') AND a.attnum = ANY (k.conkey))
+       OR EXISTS (SELECT 1 FROM pg_index i
+                  WHERE i.indrelid = a.attrelid AND i.indisunique AND a.attnum = ANY (i.indkey::int2[]))
+       AS keyed,
+       EXISTS (SELECT 1 FROM pg_constraint k
+               WHERE k.conrelid = a.attrelid AND k.contype = 'c' AND k.conkey = ARRAY[a.attnum]
+                 AND (pg_get_constraintdef(k.oid) LIKE '%= ANY (ARRAY[%'
+                      OR pg_get_constraintdef(k.oid) LIKE '% ~ %'))
+       AS enumerated,
+       coalesce(col_description(a.attrelid, a.attnum), '') AS comment
 FROM pg_attribute a
 WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
   AND format_type(a.atttypid, a.atttypmod) IN ('text', 'jsonb')
 """
+
+#: Names (of columns, and of keys inside JSON documents) that hold identifiers,
+#: kinds, states or labels: redaction never rewrites them.  A short secret such as
+#: ``p`` must not turn ``kind = 'checkpoint'`` into ``check[REDACTED]oint`` or break
+#: a ``long_input_id`` that other rows point at.
+IDENTIFIER_NAMES = frozenset(
+    {
+        "id",
+        "kind",
+        "state",
+        "status",
+        "role",
+        "format",
+        "slot",
+        "category",
+        "origin",
+        "sha256",
+        "space",
+        "worker",
+    }
+)
+IDENTIFIER_SUFFIXES = ("_id", "_ids", "_key", "_hash", "_space", "_owner")
+#: A column comment that overrides the inference, for a table a plugin adds.
+CONTENT_COMMENT = "engram:content"
+IDENTIFIER_COMMENT = "engram:identifier"
+
+
+def is_identifier_name(name: str) -> bool:
+    """True for names such as ``task_id``, ``kind`` or ``quote_hash`` (see IDENTIFIER_NAMES)."""
+    lowered = name.lower()
+    return lowered in IDENTIFIER_NAMES or lowered.endswith(IDENTIFIER_SUFFIXES)
+
+
+def is_content_column(column: asyncpg.Record) -> bool:
+    """Whether redaction may rewrite this column (a row of ``_TEXT_COLUMNS_SQL``).
+
+    Content unless it is generated (tsvectors follow from content by themselves),
+    part of a key or unique index, limited to listed values or a pattern by a
+    CHECK, or named like an identifier.  ``COMMENT ON COLUMN ... IS
+    'engram:content'`` (or ``'engram:identifier'``) settles it explicitly.
+    """
+    comment = column["comment"].strip()
+    if column["generated"]:
+        return False
+    if comment == CONTENT_COMMENT:
+        return True
+    if comment == IDENTIFIER_COMMENT:
+        return False
+    return not (column["keyed"] or column["enumerated"] or is_identifier_name(column["column_name"]))
+
 
 # A nullable ``embedding`` column: the row's vector, dropped when its text changes.
 _HAS_VECTOR_SQL = """
@@ -100,15 +165,103 @@ async def purge_scope(conn: asyncpg.Connection, *, user_id: str, agent_id: str |
     return counts
 
 
-def _replace_in_strings(value: Any, fragment: str) -> Any:
-    """Replace ``fragment`` in the string values of a JSON document, never in its keys or
-    structure (rewriting the raw JSON text could break it or rename keys)."""
+# --------------------------------------------------------------------------- scope generations
+# The one table this module names: the redaction fence (engram/privacy/fence.py
+# holds the protocol; migrations/0009_scope_generations.sql the reasons).
+
+_SELECT_GENERATIONS = """
+SELECT g.user_id, g.agent_id, g.generation
+FROM scope_generations g JOIN unnest($1::text[], $2::text[]) AS k(user_id, agent_id)
+  ON g.user_id = k.user_id AND g.agent_id = k.agent_id
+"""
+
+
+async def capture_generations(
+    conn: asyncpg.Connection, scopes: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """The current generation of each ``(user_id, agent_id)``, creating missing rows.
+
+    The row must exist before a writer reads its inputs: a redaction or purge can
+    only wait for (and be detected by) a writer through a row both of them lock.
+    Run outside a transaction (autocommit), so the rows exist for everyone at once.
+    """
+    wanted = sorted(set(scopes))
+    if not wanted:
+        return {}
+    users = [u for u, _ in wanted]
+    agents = [a for _, a in wanted]
+    found: dict[tuple[str, str], int] = {}
+    # A concurrent purge can delete a row between our insert and our select;
+    # the next round creates it again with a fresh value.
+    for _ in range(5):
+        for r in await conn.fetch(_SELECT_GENERATIONS, users, agents):
+            found[(r["user_id"], r["agent_id"])] = int(r["generation"])
+        missing = [s for s in wanted if s not in found]
+        if not missing:
+            return found
+        await conn.execute(
+            """INSERT INTO scope_generations (user_id, agent_id, generation)
+               SELECT k.user_id, k.agent_id, nextval('scope_generation_seq')
+               FROM unnest($1::text[], $2::text[]) AS k(user_id, agent_id)
+               ON CONFLICT (user_id, agent_id) DO NOTHING""",
+            [u for u, _ in missing],
+            [a for _, a in missing],
+        )
+    # Still missing after five rounds means purges keep racing us: report an
+    # impossible generation, so the writer's check fails and it writes nothing.
+    return {s: found.get(s, -1) for s in wanted}
+
+
+async def lock_generation(conn: asyncpg.Connection, *, user_id: str, agent_id: str) -> int | None:
+    """The scope's generation, share-locked until the transaction ends (None: purged).
+
+    FOR SHARE waits for a redaction or purge that holds the row, then returns the
+    committed value; while we hold it, a new redaction or purge waits for us.
+    """
+    value = await conn.fetchval(
+        "SELECT generation FROM scope_generations WHERE user_id = $1 AND agent_id = $2 FOR SHARE",
+        user_id,
+        agent_id,
+    )
+    return int(value) if value is not None else None
+
+
+async def bump_generation(conn: asyncpg.Connection, *, user_id: str, agent_id: str) -> int:
+    """Give the scope a new generation (redaction); waits for writers holding the row."""
+    value = await conn.fetchval(
+        """INSERT INTO scope_generations (user_id, agent_id, generation)
+           VALUES ($1, $2, nextval('scope_generation_seq'))
+           ON CONFLICT (user_id, agent_id) DO UPDATE SET generation = nextval('scope_generation_seq')
+           RETURNING generation""",
+        user_id,
+        agent_id,
+    )
+    return int(value)
+
+
+async def retire_generations(conn: asyncpg.Connection, *, user_id: str, agent_id: str | None) -> int:
+    """Delete the scope's generation rows (purge); waits for writers holding them."""
+    status = await conn.execute(
+        "DELETE FROM scope_generations WHERE user_id = $1 AND ($2::text IS NULL OR agent_id = $2)",
+        user_id,
+        agent_id,
+    )
+    return _row_count(status)
+
+
+def replace_in_strings(value: Any, fragment: str) -> Any:
+    """Replace ``fragment`` in the string values of a JSON document, never in its keys,
+    its structure (rewriting the raw JSON text could break it or rename keys), or
+    the values of identifier keys (``long_input_id``, ``kind``, ...: see
+    :func:`is_identifier_name`), which the code reading the document relies on."""
     if isinstance(value, str):
         return value.replace(fragment, REDACTION_MARKER)
     if isinstance(value, list):
-        return [_replace_in_strings(v, fragment) for v in value]
+        return [replace_in_strings(v, fragment) for v in value]
     if isinstance(value, dict):
-        return {k: _replace_in_strings(v, fragment) for k, v in value.items()}
+        return {
+            k: v if is_identifier_name(str(k)) else replace_in_strings(v, fragment) for k, v in value.items()
+        }
     return value
 
 
@@ -134,7 +287,7 @@ async def _scrub_json_column(
     )
     changed = 0
     for row in rows:
-        new = _replace_in_strings(row["doc"], fragment)
+        new = replace_in_strings(row["doc"], fragment)
         if new == row["doc"]:
             continue  # the match was in a key or in the JSON syntax, not in a value
         await conn.execute(
@@ -152,12 +305,14 @@ async def _scrub_json_column(
 async def scrub_scope(
     conn: asyncpg.Connection, *, user_id: str, agent_id: str, fragments: Sequence[str]
 ) -> dict[str, int]:
-    """Replace every fragment in every text/jsonb column of the scope's derived rows.
+    """Replace every fragment in every content column of the scope's derived rows.
 
     Derived rows are those of every tenant table outside :data:`LEDGER_TABLES`
     (checkpoints, long-input chunks, queued job payloads, facts, lineage, and any
-    table added later).  Rows whose text changed lose their vector, since it
-    encoded the secret.  Returns the rows rewritten per table visited.
+    table added later).  Only content columns are rewritten (:func:`is_content_column`),
+    never identifiers, kinds or states, so the rewrite cannot break a constraint.
+    Rows whose text changed lose their vector, since it encoded the secret.
+    Returns the rows rewritten per table visited.
     """
     if not fragments:
         return {}
@@ -166,11 +321,7 @@ async def scrub_scope(
         if table in LEDGER_TABLES:
             continue
         columns = await conn.fetch(_TEXT_COLUMNS_SQL, table)
-        writable = [
-            c
-            for c in columns
-            if not c["generated"] and c["column_name"] not in ("user_id", "agent_id", "embedding_space")
-        ]
+        writable = [c for c in columns if is_content_column(c)]
         if not writable:
             continue
         has_vector = bool(await conn.fetchval(_HAS_VECTOR_SQL, table))
