@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import click
@@ -56,6 +57,11 @@ async def worker(
         click.echo(f"memory worker started (batch {batch_size}); stop with Ctrl-C or SIGTERM", err=True)
         done = await client.run_memory_worker(batch_size, interval, worker_id=worker_id)
         click.echo(f"memory worker stopped; {done} jobs succeeded", err=True)
+    # The process exits next.  With a local model loaded (torch, transformers) the
+    # interpreter's garbage collections at exit walk millions of objects: seconds
+    # between SIGTERM and exit on a busy host.  Nothing is left to collect for, so
+    # freeze what exists; exit handlers (the embedded server's) still run.
+    gc.freeze()
 
 
 @click.group(invoke_without_command=True)

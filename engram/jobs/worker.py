@@ -54,6 +54,32 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 _MIN_IDLE_WAIT = 0.05
+#: Longest wait between reconnection attempts while the database is unavailable.
+_MAX_RECONNECT_WAIT = 5.0
+
+
+class _QuietPoolFloor(logging.Filter):
+    """Drop asyncpg's "Failed to restore the pool connection floor" tracebacks.
+
+    While the database is down the pool retries its minimum size in the
+    background and logs a full traceback each time; the worker already says,
+    once, that the database is unavailable.  Other asyncpg records pass.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, CONNECTION_ERRORS)
+
+
+_quiet_pool_floor = _QuietPoolFloor()
+_quiet_users: set[MemoryWorker] = set()  # the filter stays while any worker runs
+
+
+def _alive(conn: asyncpg.Connection) -> bool:
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:  # a pool proxy whose connection the pool already dropped
+        return False
 
 
 class LeaseLost(Exception):
@@ -153,9 +179,13 @@ class MemoryWorker:
         """Run until stopped; returns the number of jobs that succeeded."""
         if install_signal_handlers:
             _install_signal_handlers(self)
+        pool_log = logging.getLogger("asyncpg.pool")
+        pool_log.addFilter(_quiet_pool_floor)
+        _quiet_users.add(self)
         listener = await self._listen()
         stop_waiter = asyncio.create_task(self.stop_event.wait())
         wait = _MIN_IDLE_WAIT
+        unavailable_since: float | None = None
         try:
             log.info("memory worker %s started (batch %d)", self.worker_id, self.batch_size)
             while not self.stop_event.is_set():
@@ -169,10 +199,35 @@ class MemoryWorker:
                             lease_seconds=self.options.lease_seconds,
                         )
                 except CONNECTION_ERRORS as exc:
-                    log.warning("memory worker %s: database unavailable (%s); retrying", self.worker_id, exc)
+                    # The server is stopped or restarting (`engram server stop`, a
+                    # failover): an expected state, not a bug.  Say so once, without
+                    # a traceback, and poll with backoff until it is back.
+                    if unavailable_since is None:
+                        unavailable_since = time.monotonic()
+                        wait = _MIN_IDLE_WAIT
+                        log.warning(
+                            "memory worker %s: database unavailable (%s); waiting for it to come back",
+                            self.worker_id,
+                            _describe(exc),
+                        )
+                    else:
+                        log.debug("memory worker %s: database still unavailable (%s)", self.worker_id, exc)
                     await self._idle(stop_waiter, wait)
-                    wait = min(max(self.interval_seconds, _MIN_IDLE_WAIT), wait * 2)
+                    wait = min(_MAX_RECONNECT_WAIT, wait * 2)
                     continue
+                if unavailable_since is not None:
+                    log.warning(
+                        "memory worker %s: database available again after %.1fs; resuming",
+                        self.worker_id,
+                        time.monotonic() - unavailable_since,
+                    )
+                    unavailable_since = None
+                    wait = _MIN_IDLE_WAIT
+                    if listener is not None and not _alive(listener):
+                        # The LISTEN connection died with the server: listen again,
+                        # or NOTIFYs would never wake this worker early.
+                        await self._release(listener)
+                        listener = await self._listen()
                 if jobs:
                     self._batch_task = asyncio.create_task(self.process_batch(jobs))
                     try:
@@ -190,6 +245,9 @@ class MemoryWorker:
         finally:
             stop_waiter.cancel()
             await self._unlisten(listener)
+            _quiet_users.discard(self)
+            if not _quiet_users:
+                pool_log.removeFilter(_quiet_pool_floor)
             if install_signal_handlers:
                 _remove_signal_handlers(self)
             log.info("memory worker %s stopped after %d jobs", self.worker_id, self.processed)

@@ -9,6 +9,7 @@ It runs until SIGTERM or SIGINT and then finishes or releases its claimed jobs.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 
@@ -26,3 +27,6 @@ async def main() -> None:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(main())
+    # Skip the interpreter's exit-time garbage collections: with a local model
+    # loaded they took seconds between SIGTERM and exit (see `engram worker`).
+    gc.freeze()
