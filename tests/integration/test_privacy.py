@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 import pytest
+from conftest import count_rows
 from privacy_helpers import find_everywhere, rows_of_user, snapshot_except
 
 from engram import Engram, InvalidInputError, NotFoundError
@@ -140,3 +143,103 @@ async def test_redact_event_bad_input_changes_nothing(
         await engram.redact_event("1", reason="r", **scope)  # type: ignore[arg-type]
     stored = await engram.get_event(event.event_id, **scope)
     assert stored.content == "0123456789" and not stored.redacted
+
+
+# --------------------------------------------------------------------------- Engram's own copies (issue 14, 2)
+
+_FILLER = "The garden needs watering on Tuesdays and the shed key hangs by the door. " * 120
+
+
+async def test_redacting_a_secret_removes_it_from_every_copy_of_a_long_input(
+    engram: Engram, scope: dict[str, str], raw_conn: asyncpg.Connection
+) -> None:
+    secret = f"codeword ZEBRA-{uuid.uuid4().hex[:12]}"
+    task = f"{scope['user_id']}:doc"
+    doc = f"Project notes. The {secret} opens the vault.\n\n{_FILLER}"
+    record = await engram.record_long_input(task, doc, title="notes", embed_inline=True, **scope)
+    said = f"please forget {secret} now"
+    event = await engram.record_event(task, role="user", content=said, **scope)
+    # The document, its chunks and the artifact event's preview all hold it now.
+    assert len(await find_everywhere(raw_conn, secret)) >= 3
+    start = said.index(secret)
+    report = await engram.redact_event(
+        event.event_id, reason="secret", spans=[(start, start + len(secret))], **scope
+    )
+    assert await find_everywhere(raw_conn, secret) == []
+    assert secret not in report.model_dump_json() and report.rows_scrubbed.get("events") == 1
+    artifact = await engram.get_event(record.event_id, **scope)
+    assert artifact.redacted and "[REDACTED]" in artifact.content and record.long_input_id in artifact.content
+    assert secret not in (await engram.trace_recall(secret, **scope)).context
+    assert secret not in (await engram.build_long_input_context(secret, **scope)).context
+    assert secret not in (await engram.build_long_input_context(secret, task_id=task, **scope)).context
+    stored = await engram.get_long_input(record.long_input_id, include_text=True, **scope)
+    assert stored.text is not None and "[REDACTED] opens the vault" in stored.text
+
+
+async def test_redacting_an_artifact_event_removes_its_preview_from_the_document(
+    engram: Engram, scope: dict[str, str], raw_conn: asyncpg.Connection
+) -> None:
+    secret = f"codeword QUILL-{uuid.uuid4().hex[:12]}"
+    task = f"{scope['user_id']}:doc"
+    record = await engram.record_long_input(task, f"The {secret} opens the vault. {_FILLER}", **scope)
+    await engram.redact_event(record.event_id, reason="the document had a codeword", **scope)
+    assert await find_everywhere(raw_conn, secret) == []
+    assert secret not in (await engram.build_long_input_context(secret, **scope)).context
+
+
+# --------------------------------------------------------------------------- identifiers (issue 14, 13)
+
+
+async def test_redaction_refuses_short_spans_and_never_rewrites_identifiers(
+    database_url: str, scope: dict[str, str], raw_conn: asyncpg.Connection
+) -> None:
+    base = Engram(database_url, memory_policy="default", embedder="hashing")
+    policy = base.policy.model_copy(update={"checkpoint_every_turns": 1})
+    async with Engram(database_url, memory_policy=policy, embedder="hashing") as e:
+        task = f"{scope['user_id']}:zq-4-p"
+        await e.record_turn(task, user_message="plan the release", assistant_response="ok", **scope)
+        record = await e.record_long_input(task, f"A short document. {_FILLER}", **scope)
+        li = record.long_input_id
+        content = f"see {li} then checkpoint queued embed_chunks derive succeeded {task} zq 4 p"
+        event = await e.record_event(task, role="user", content=content, **scope)
+        kinds = sorted(j.kind for j in await e.list_jobs(**scope))
+        assert kinds == ["checkpoint", "derive", "embed_chunks"]
+
+        async def identifiers() -> list[tuple[object, ...]]:
+            jobs = await raw_conn.fetch(
+                """SELECT job_id, kind, state, task_id, dedupe_key, payload::text FROM memory_jobs
+                   WHERE user_id = $1 ORDER BY job_id""",
+                scope["user_id"],
+            )
+            docs = await raw_conn.fetch(
+                """SELECT long_input_id, task_id, sha256, format FROM long_inputs WHERE user_id = $1
+                   UNION ALL SELECT chunk_id, long_input_id, quote_hash, '' FROM long_input_chunks
+                   WHERE user_id = $1 ORDER BY 1""",
+                scope["user_id"],
+            )
+            return [tuple(r) for r in jobs] + [tuple(r) for r in docs]
+
+        before, rows = await identifiers(), await count_rows(raw_conn, scope["user_id"])
+        # Spans shorter than four characters (whitespace aside) are refused, untouched.
+        for short in (" zq ", " 4 ", " p"):
+            start = content.rindex(short)
+            with pytest.raises(InvalidInputError, match="fewer than 4"):
+                await e.redact_event(event.event_id, reason="r", spans=[(start, start + len(short))], **scope)
+        assert await count_rows(raw_conn, scope["user_id"]) == rows
+        # Longer spans equal to identifiers, kinds and states: only content changes.
+        words = (li, "checkpoint", "queued", "embed_chunks", "derive", "succeeded", task)
+        spans = sorted((content.index(w), content.index(w) + len(w)) for w in words)
+        report = await e.redact_event(event.event_id, reason="r", spans=spans, **scope)
+        assert report.jobs_requeued == 1
+        after = await identifiers()
+        assert [r for r in before if r not in after] == []  # no identifier, kind or state changed
+        # At most one new row: the re-queued derivation (deduplicated if still queued).
+        assert [r[1] for r in after if r not in before] in ([], ["derive"])
+        # Everything still works: every job runs and completes.
+        for _ in range(20):
+            await e.process_jobs(50)
+            if (await e.job_stats(**scope)).due == 0:
+                break
+        jobs = await e.list_jobs(**scope)
+        assert {j.state for j in jobs} == {"succeeded"}, [(j.kind, j.state, j.last_error) for j in jobs]
+        assert (await e.get_long_input(li, **scope)).pending_chunks == 0
