@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import asyncpg
 import pytest
 from conftest import count_rows
-from hypothesis import given, note
+from hypothesis import example, given, note
 from hypothesis import strategies as st
 from id_chars import REFUSED_ID_CHARS
 
@@ -728,3 +728,27 @@ def test_redaction_does_not_rewrite_json_keys(api: Api) -> None:
         )
     )
     assert payloads and all('"turn_count"' in r["p"] for r in payloads), [r["p"] for r in payloads]
+
+
+# The cases the fuzzer above hit now and then (issue 14, defect 13): a short span's
+# text was scrubbed inside identifiers ('a' in the scope's long_input_id and task id
+# gave a raw ForeignKeyViolationError; 'p' turned kind 'checkpoint' into
+# 'check[REDACTED]oint', a raw CheckViolationError).
+@example(spans=[(0, 1)])
+@example(spans=[(2, 3)])
+@example(spans=[(0, 5), (6, 11)])
+@given(spans=st.lists(st.tuples(st.integers(-1, 20), st.integers(-1, 20)), min_size=1, max_size=3))
+def test_redacting_any_span_is_an_engram_error_or_leaves_identifiers_alone(
+    api: Api, spans: list[tuple[int, int]]
+) -> None:
+    event = api.run(
+        api.engram.record_event(api.ids["me"]["task"], role="tool", content="alpha bravo charlie", **api.me)
+    )
+    before = api.counts()
+    try:
+        api.run(api.engram.redact_event(event.event_id, reason="fuzz", spans=spans, **api.me))
+    except EngramError:
+        assert api.counts() == before
+    doc = api.run(api.engram.get_long_input(api.ids["me"]["long_input"], include_chunks=True, **api.me))
+    assert doc.chunks and doc.chunks[0].chunk_id == api.ids["me"]["chunk"]
+    assert api.run(api.engram.list_tasks(**api.me))
