@@ -72,9 +72,27 @@ def _label(chunk: Chunk) -> str:
     return f"{label} {where}" if where else label
 
 
+def _escape_labels(text: str) -> str:
+    # A line of stored text that starts like a label would pose as another excerpt
+    # with ids of its choosing; a backslash makes it plainly text.  Every line
+    # break Python knows counts (splitlines), and so do blanks and invisible
+    # format characters before the bracket.
+    out: list[str] = []
+    for line in text.splitlines(keepends=True):
+        lead = next((i for i, c in enumerate(line) if not (c.isspace() or c in _INVISIBLE)), len(line))
+        out.append("\\" + line if line.startswith("[chunk_id=", lead) else line)
+    return "".join(out)
+
+
+_INVISIBLE = frozenset("\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff")
+
+
 def excerpt(chunk: Chunk) -> str:
-    """A chunk under its label, as it appears in a context block."""
-    return f"{_label(chunk)}\n{chunk.text}"
+    """A chunk under its label, as it appears in a context block.
+
+    The label stays on one line (a title or heading with a line break in it
+    would otherwise start a line of its own)."""
+    return f"{' '.join(_label(chunk).split())}\n{_escape_labels(chunk.text)}"
 
 
 # --------------------------------------------------------------------------- search

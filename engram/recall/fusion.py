@@ -13,12 +13,21 @@ are predictable and diffable:
 
 Empty sections are omitted.  Each section's lines are ordered by fused score,
 except the recent conversation, which keeps ledger order.
+
+Stored text cannot add structure to the block (:func:`block_text`): a model
+trusts the section headers, so a user message that contains a line
+``## Pinned facts`` must not become one.  Every line that starts at column 0 is
+Engram's own: a section header, the blank line between sections, an item's
+``- `` bullet, or the first line of the checkpoint paragraph (whose leading
+``#`` is escaped).  An item's further lines are indented by two spaces, with no
+blank lines, leading ``#`` escaped and fence markers escaped.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -143,8 +152,57 @@ def fuse(
     return items
 
 
+#: Sections printed as a paragraph rather than as ``- `` bullets.
+PARAGRAPH_SECTIONS = frozenset({"Task checkpoint"})
+#: Indent of an item's second and later lines: never column 0, where only the
+#: block's own structure starts.
+CONTINUATION_INDENT = "  "
+# Runs of three or more backticks or tildes open and close fenced blocks, wherever
+# a reader (or an application wrapping the block in a fence) looks for them.
+_FENCE = re.compile(r"`{3,}|~{3,}")
+# A line made of one repeated -, =, * or _ is a Markdown rule or setext underline
+# (it turns the line above into a heading).
+_RULE = re.compile(r"([-=*_])(?:[ \t]*\1){2,}[ \t]*")
+
+
+def _escape_line(line: str) -> str:
+    """One line of stored text with the block's markers made literal (backslash escapes)."""
+    line = _FENCE.sub(lambda m: "".join(f"\\{c}" for c in m.group()), line)
+    # A heading marker counts even behind blanks or invisible format characters
+    # (a zero-width space before "## " still reads as a header to a model).
+    lead = 0
+    while lead < len(line) and (line[lead].isspace() or unicodedata.category(line[lead]) == "Cf"):
+        lead += 1
+    if line.startswith("#", lead) or _RULE.fullmatch(line, lead):
+        line = f"{line[:lead]}\\{line[lead:]}"
+    return line
+
+
+def block_text(text: str, *, bullet: bool = True) -> str:
+    """Stored ``text`` as one item of the context block.
+
+    Every line break Python knows (``\\n``, ``\\r``, ``\\r\\n``, ``\\v``, ``\\f``,
+    U+001C-U+001E, U+0085, U+2028, U+2029) ends a line; empty lines are dropped
+    (a blank line separates sections); the first line follows the ``- `` bullet
+    (or starts the paragraph), later lines are indented by
+    :data:`CONTINUATION_INDENT`; in every line a leading ``#``, a rule line and
+    any run of three or more backticks or tildes are backslash-escaped.  So no
+    stored text can open, close or fake a section.
+    """
+    lines = [_escape_line(line.rstrip()) for line in text.splitlines() if line.strip()]
+    head, rest = (lines[0].strip(), lines[1:]) if lines else ("", [])
+    first = f"- {head}" if bullet else head
+    return "\n".join([first, *(CONTINUATION_INDENT + line for line in rest)])
+
+
 def _line(item: RecallItem) -> str:
-    return item.text if item.section in ("Task checkpoint",) else f"- {item.text}"
+    return block_text(item.text, bullet=item.section not in PARAGRAPH_SECTIONS)
+
+
+def _header(name: str) -> str:
+    # Section names come from strategies (plugin code), but one that held a line
+    # break would still split the header: keep it on its line.
+    return "## " + " ".join(name.split())
 
 
 def render(items: Sequence[RecallItem]) -> str:
@@ -159,7 +217,7 @@ def render(items: Sequence[RecallItem]) -> str:
             continue
         if name in CHRONOLOGICAL_SECTIONS:
             members = sorted(members, key=lambda i: (i.created_at or datetime.min.replace(tzinfo=UTC), i.key))
-        blocks.append(f"## {name}\n" + "\n".join(_line(i) for i in members))
+        blocks.append(_header(name) + "\n" + "\n".join(_line(i) for i in members))
     return "\n\n".join(blocks)
 
 
