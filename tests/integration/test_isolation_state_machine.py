@@ -534,6 +534,51 @@ class IsolationMachine(RuleBasedStateMachine):
         for fid in report.facts_superseded:
             assert fid in scope.facts and scope.facts[fid].status == "superseded"
 
+    @rule(
+        s=st.sampled_from(SCOPES),
+        i=st.integers(0, 1_000),
+        whole=st.booleans(),
+        order=st.permutations(range(3)),
+    )
+    def redaction_races_derived_writers(
+        self, s: tuple[int, int], i: int, whole: bool, order: list[int]
+    ) -> None:
+        """redact_event while checkpoint() and a worker batch derive from the same scope
+        (issue 14, defect 1); the invariant then finds the redacted marker nowhere."""
+        scope = self.scopes[s]
+        candidates = {eid for eid, e in scope.events.items() if e.marker is not None and not e.redacted}
+        eid = _pick(candidates, i)
+        if eid is None:
+            return
+        model = scope.events[eid]
+        assert model.content is not None and model.marker is not None
+        spans: list[tuple[int, int]] | None = None
+        content = REDACTED
+        if not whole:
+            start = model.content.index(model.marker)
+            spans = [(start, start + len(model.marker))]
+            content = model.content.replace(model.marker, REDACTED)
+        calls: list[Callable[[], Awaitable[Any]]] = [
+            lambda: self.engram.redact_event(eid, reason="race", spans=spans, **scope.kw),
+            lambda: self.engram.checkpoint(model.task_id, **scope.kw),
+            lambda: self.engram.process_jobs(batch_size=50),
+        ]
+
+        async def race() -> list[Any]:
+            started = [asyncio.ensure_future(calls[k]()) for k in order]
+            return list(await asyncio.gather(*started))
+
+        results = self.run(race())
+        self.hits["redaction raced derived writers"] += 1
+        report, cp = results[order.index(0)], results[order.index(1)]
+        assert report.event_id == eid and model.marker not in report.model_dump_json()
+        assert (cp.user_id, cp.agent_id, cp.task_id) == (scope.user_id, scope.agent_id, model.task_id)
+        model.content, model.redacted = content, True
+        scope.markers.discard(model.marker)
+        self.dead_markers.add(model.marker)
+        model.marker = None
+        self.resync_facts()
+
     @rule(u=st.integers(0, N_USERS - 1), agent=st.none() | st.integers(0, N_AGENTS - 1))
     def purge(self, u: int, agent: int | None) -> None:
         user = self.users[u]
