@@ -233,3 +233,22 @@ async def test_long_input_keyword_search_is_bounded(
         [cid for cid, _ in found],
     )
     assert all(kept & set(r["text"].replace(".", " ").split()) for r in texts)
+
+
+async def test_a_maximum_size_query_without_a_searchable_word_still_recalls(
+    engram: Engram, scope: dict[str, str]
+) -> None:
+    """Two-letter words only: nothing is left to search by words, and recall still
+    runs every strategy (vectors and recent turns still answer)."""
+    task = f"{scope['user_id']}:t"
+    await engram.record_event(task, role="user", content="We moved the standup to 9:30.", **_kw(scope))
+    pairs = [f"{a}{b}" for a in string.ascii_lowercase for b in string.ascii_lowercase]
+    query = " ".join(pairs * 5)[:MAX_QUERY_CHARS].rstrip()
+    assert bounded_query_text(query) == ""
+    trace = await engram.trace_recall(query, task_id=task, **_kw(scope))
+    assert not [r for r in trace.strategies if r.error]
+    assert "standup" in trace.context
+
+
+def _kw(scope: dict[str, str]) -> dict[str, Any]:
+    return {"user_id": scope["user_id"], "agent_id": scope["agent_id"]}
