@@ -8,10 +8,15 @@ Run the API and a worker as two processes:
 Engram does no authentication: the bearer-token dependency below is where your
 real auth goes, and the user id it yields is the only one the route ever passes
 to Engram.
+
+``/metrics`` shows queue figures of every tenant, so it takes its own token
+(``ENGRAM_METRICS_TOKEN``, sent as a bearer token by the scraper) and is off
+while that variable is unset; a user's token never opens it.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,9 +24,10 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
-from fastapi.responses import PlainTextResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from engram import Engram, EngramError, InvalidInputError, ScopeError, hookimpl, plugins
 
@@ -45,6 +51,19 @@ async def current_user(
     if credentials is None or credentials.credentials not in _tokens():
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or missing bearer token")
     return _tokens()[credentials.credentials]
+
+
+async def metrics_scraper(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Let only the metrics scraper in: the figures cover every tenant's jobs."""
+    expected = os.environ.get("ENGRAM_METRICS_TOKEN", "")
+    if not expected:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "metrics are off: set ENGRAM_METRICS_TOKEN")
+    given = credentials.credentials if credentials is not None else ""
+    # Constant-time comparison: the token is a shared secret.
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or missing metrics token")
 
 
 # ---------------------------------------------------------------- the model call (pluggable)
@@ -109,9 +128,44 @@ app = FastAPI(title="Engram chat example", lifespan=lifespan)
 app.state.model_call = local_stand_in_model
 
 
+def _printable(value: object) -> str:
+    """``value`` as text that always encodes as UTF-8 (lone surrogates escaped)."""
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@app.exception_handler(RequestValidationError)
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with where and why, never the input itself.
+
+    FastAPI's default handler echoes each invalid input back; JSON allows a lone
+    surrogate escape (``"\\ud800"``) that UTF-8 cannot encode, and echoing one
+    crashed the handler (a 500).  The input is the caller's own text anyway.
+    """
+    detail = [
+        {
+            "loc": [_printable(part) for part in error.get("loc", ())],
+            "msg": _printable(error.get("msg", "")),
+            "type": _printable(error.get("type", "")),
+        }
+        for error in exc.errors()
+    ]
+    return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_ENTITY, content={"detail": detail})
+
+
 class ChatRequest(BaseModel):
     message: str = Field(min_length=1, max_length=8000)
     task_id: str = Field(min_length=1, max_length=200)
+
+    @field_validator("message", "task_id")
+    @classmethod
+    def _unicode_text(cls, value: str) -> str:
+        # A lone surrogate is a valid Python str but not text: it cannot be stored,
+        # sent to a model or printed.  Refuse it here, as a 422.
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+        return value
 
 
 class ChatResponse(BaseModel):
@@ -169,9 +223,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.get("/metrics", response_class=PlainTextResponse)
+@app.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(metrics_scraper)])
 async def prometheus_metrics() -> str:
-    """Queue backlog and failures (the signals to alert on) and recall latency."""
+    """Queue backlog and failures (the signals to alert on) and recall latency.
+
+    Operator figures across all tenants: only the metrics token opens it.
+    """
     memory = _client()
     stats = (await memory.job_stats()).model_dump()
     lines = [
