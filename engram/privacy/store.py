@@ -353,3 +353,50 @@ async def scrub_scope(
                 )
         counts[table] = total
     return counts
+
+
+async def compact_tables(
+    conn: asyncpg.Connection, tables: Sequence[str], *, wait_seconds: float = 60.0
+) -> tuple[list[str], list[int]]:
+    """``VACUUM (FULL, ANALYZE)`` each of ``tables`` that is a tenant table.
+
+    Returns the tables compacted and the pids of sessions whose snapshot was still
+    older than the call after ``wait_seconds`` (empty: nothing could see purged rows).
+
+    After a purge the deleted rows' bytes stay in the table and index files until
+    the pages are reused; VACUUM FULL rewrites each table and its indexes (and its
+    TOAST table) into new files and drops the old ones, and ANALYZE replaces the
+    sampled values in the statistics.  A rewrite still copies rows that some open
+    snapshot can see, so it first waits for sessions whose snapshot predates this
+    call (an autovacuum ANALYZE, a long report) to move on.  It takes an ACCESS
+    EXCLUSIVE lock on each table while it runs.  VACUUM cannot run inside a
+    transaction: ``conn`` must be a plain connection (the one function here that
+    does not run in the caller's transaction).  Names are checked against the
+    catalog before they are quoted into the statement.
+    """
+    import asyncio
+    import time
+
+    if conn.is_in_transaction():
+        raise RuntimeError("compact_tables needs a connection outside any transaction")
+    horizon = await conn.fetchval("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        older = [
+            r["pid"]
+            for r in await conn.fetch(
+                """SELECT pid FROM pg_stat_activity
+                   WHERE pid <> pg_backend_pid() AND backend_xmin IS NOT NULL
+                     AND age(backend_xmin) > age(xid($1::text::xid8))""",
+                horizon,
+            )
+        ]
+        if not older or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.1)
+    known = set(await tenant_tables(conn))
+    done: list[str] = []
+    for table in sorted(set(tables) & known):
+        await conn.execute(f'VACUUM (FULL, ANALYZE) "{table}"')
+        done.append(table)
+    return done, older
