@@ -10,9 +10,12 @@ for every job of a claimed batch:
    it needs embedded (``embedding_texts``) and receives their vectors
    (``attach_embeddings``).
 3. ``write(conn, work)`` inside the job's own transaction, after the worker has
-   fenced the job's lease; it returns the job's JSON result and the facts it
-   stored.  The worker then completes the job in the same transaction, so a lost
-   lease rolls everything back and a retry never duplicates a write.
+   fenced the job's lease and checked that no redaction or purge of the scope
+   committed since the job's inputs were read (:mod:`engram.privacy.fence`; a
+   stale job is re-queued to run again on the redacted text); it returns the
+   job's JSON result and the facts it stored.  The worker then completes the job
+   in the same transaction, so a lost lease rolls everything back and a retry
+   never duplicates a write.
 
 Capabilities register their kinds when the client is built: the jobs package
 registers ``derive`` and ``checkpoint``, long inputs register ``embed_chunks``.
