@@ -39,7 +39,7 @@ async def test_lost_connection_mid_batch_reruns_without_duplicates(
         nonlocal terminated
         if not terminated:
             terminated = True
-            pool = worker._pool
+            pool = worker._rt.db.pool
             assert pool is not None
             pids = [
                 h._con.get_server_pid()
