@@ -304,7 +304,6 @@ async def test_empty_summary_is_an_error(standin: StandIn, provider: str) -> Non
 
 
 async def test_secrets_are_redacted_before_sending(standin: StandIn, provider: str) -> None:
-    pytest.importorskip("engram.privacy.redaction", reason="engram.privacy.redaction is not written yet")
     make, path = PROVIDERS[provider]
     quote = "you can mail me at"
     standin.script(
@@ -351,7 +350,6 @@ async def test_redaction_fails_closed_when_unavailable(
 
 
 async def test_unknown_redactor_is_refused_before_sending(standin: StandIn, provider: str) -> None:
-    pytest.importorskip("engram.privacy.redaction", reason="engram.privacy.redaction is not written yet")
     policy = make_policy(redact=False).model_copy(
         update={"redaction": RedactionSettings(before_model=("no_such_redactor",))}
     )
