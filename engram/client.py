@@ -19,7 +19,7 @@ from .checkpoints.api import CheckpointService
 from .checkpoints.jobs import CheckpointHandler
 from .checkpoints.models import Checkpoint
 from .embeddings.space import EmbeddingSpace
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InvalidInputError
 from .facts.api import FactsService
 from .facts.models import Fact, Lineage
 from .interfaces import Embedder, Extractor
@@ -155,6 +155,8 @@ class Engram:
 
     @router.setter
     def router(self, value: Router) -> None:
+        if not callable(getattr(value, "route", None)):
+            raise InvalidInputError("router must be an object with route(query, *, task_id, policy)")
         self._recall.router = value
 
     @property
@@ -164,6 +166,8 @@ class Engram:
 
     @worker_options.setter
     def worker_options(self, value: WorkerOptions) -> None:
+        if not isinstance(value, WorkerOptions):
+            raise InvalidInputError("worker_options must be a WorkerOptions")
         self._queue.worker_options = value
 
     @property
@@ -173,6 +177,8 @@ class Engram:
 
     @reconcile_thresholds.setter
     def reconcile_thresholds(self, value: Thresholds) -> None:
+        if not isinstance(value, Thresholds):
+            raise InvalidInputError("reconcile_thresholds must be a Thresholds")
         self._queue.reconcile_thresholds = value
 
     @property

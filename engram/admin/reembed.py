@@ -10,8 +10,8 @@ SQL lives in the stores that own the three vector tables.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING, TypeVar
 
 from ..facts import store as facts_store
 from ..ledger import store as ledger_store
@@ -19,6 +19,10 @@ from ..longinput import store as longinput_store
 
 if TYPE_CHECKING:
     from ..client import Engram
+    from ..interfaces import Embedder
+    from ..runtime import Runtime
+
+K = TypeVar("K", bound=Hashable)
 
 ProgressCallback = Callable[[str, int], None]
 
@@ -55,21 +59,17 @@ async def reembed(
             | set(await longinput_store.users_with_chunks_outside_space(conn, space_name=space))
         )
     for user_id in users:
-        while True:
-            async with rt.transaction() as conn:
-                facts = await facts_store.lock_facts_outside_space(
-                    conn, user_id=user_id, space_name=space, limit=batch_size
-                )
-                if not facts:
-                    break
-                vectors = await embedder.embed([text for _, text in facts])
-                await facts_store.set_fact_vectors(
-                    conn,
-                    user_id=user_id,
-                    vectors=[(fid, v) for (fid, _), v in zip(facts, vectors, strict=True)],
-                    space_name=space,
-                )
-            step("facts", len(facts))
+        await _reembed_rows(
+            rt,
+            embedder,
+            "facts",
+            facts_store.lock_facts_outside_space,
+            facts_store.set_fact_vectors,
+            user_id=user_id,
+            space=space,
+            batch_size=batch_size,
+            step=step,
+        )
         while True:
             async with rt.transaction() as conn:
                 by_agent = await ledger_store.lock_event_vectors_outside_space(
@@ -91,19 +91,47 @@ async def reembed(
                         space_name=space,
                     )
             step("event_vectors", sum(len(ids) for ids in by_agent.values()))
-        while True:
-            async with rt.transaction() as conn:
-                chunks = await longinput_store.lock_chunks_outside_space(
-                    conn, user_id=user_id, space_name=space, limit=batch_size
-                )
-                if not chunks:
-                    break
-                vectors = await embedder.embed([text for _, text in chunks])
-                await longinput_store.set_chunk_vectors(
-                    conn,
-                    user_id=user_id,
-                    vectors=[(cid, v) for (cid, _), v in zip(chunks, vectors, strict=True)],
-                    space_name=space,
-                )
-            step("long_input_chunks", len(chunks))
+        await _reembed_rows(
+            rt,
+            embedder,
+            "long_input_chunks",
+            longinput_store.lock_chunks_outside_space,
+            longinput_store.set_chunk_vectors,
+            user_id=user_id,
+            space=space,
+            batch_size=batch_size,
+            step=step,
+        )
     return done
+
+
+async def _reembed_rows(
+    rt: Runtime,
+    embedder: Embedder,
+    table: str,
+    lock: Callable[..., Awaitable[list[tuple[K, str]]]],
+    write: Callable[..., Awaitable[None]],
+    *,
+    user_id: str,
+    space: str,
+    batch_size: int,
+    step: Callable[[str, int], None],
+) -> None:
+    """Re-embed one table's rows of a user, a locked batch per transaction, until none is left.
+
+    ``lock`` returns (row id, text to embed) and ``write`` stores (row id, vector)
+    pairs; the stores that own the table provide both.
+    """
+    while True:
+        async with rt.transaction() as conn:
+            rows = await lock(conn, user_id=user_id, space_name=space, limit=batch_size)
+            if not rows:
+                return
+            vectors = await embedder.embed([text for _, text in rows])
+            await write(
+                conn,
+                user_id=user_id,
+                vectors=[(key, v) for (key, _), v in zip(rows, vectors, strict=True)],
+                space_name=space,
+            )
+        step(table, len(rows))

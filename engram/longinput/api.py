@@ -42,6 +42,7 @@ from .chunking import (
     MAX_DOCUMENT_CHARS,
     ChunkSpan,
     chunk_document,
+    chunk_embedding_text,
     document_sha256,
     stable_chunk_id,
     validate_document_text,
@@ -118,12 +119,6 @@ def _check_format(value: Any, text: str, source: str | None) -> Format:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _embedding_text(heading: str | None, text: str) -> str:
-    # The heading path says what a chunk is about even when its text does not
-    # repeat it ("30 days after notice" under "Lease > Termination").
-    return f"{heading}\n{text}" if heading else text
 
 
 def _preview(text: str) -> str:
@@ -271,7 +266,7 @@ class LongInputService:
         if embed_inline and known is None:
             space = self._rt.embedding_space
             vectors = await self._embed_texts(
-                [_embedding_text(c.heading, c.text) for c in spans], batch_size=64
+                [chunk_embedding_text(c.heading, c.text) for c in spans], batch_size=64
             )
 
         async with self._rt.transaction() as conn:
@@ -439,7 +434,7 @@ class LongInputService:
             if not page:
                 break
             vectors = await self._embed_texts(
-                [_embedding_text(c.heading, c.text) for c in page], batch_size=batch_size
+                [chunk_embedding_text(c.heading, c.text) for c in page], batch_size=batch_size
             )
             async with self._rt.transaction() as conn:
                 freshness = await fence.check(conn, generation)

@@ -29,6 +29,7 @@ __all__ = [
     "MAX_DOCUMENT_CHARS",
     "ChunkSpan",
     "chunk_document",
+    "chunk_embedding_text",
     "document_sha256",
     "estimate_tokens",
     "find_quote",
@@ -730,3 +731,12 @@ def chunk_document(
             )
         )
     return chunks
+
+
+def chunk_embedding_text(heading: str | None, text: str) -> str:
+    """What is embedded for a chunk, by the worker and by ``engram reembed`` alike.
+
+    The heading path says what a chunk is about even when its text does not
+    repeat it (a clause under "Termination" rarely says "termination").
+    """
+    return f"{heading}\n{text}" if heading else text

@@ -20,7 +20,7 @@ from ..errors import InvalidInputError
 from ..ledger import store as ledger_store
 from ..search.terms import bounded_query_text
 from ..search.vector import nearest
-from .chunking import ChunkSpan
+from .chunking import ChunkSpan, chunk_embedding_text
 from .models import ChunkSummary, Format, LongInput
 
 __all__ = [
@@ -702,20 +702,21 @@ async def users_with_chunks_outside_space(conn: asyncpg.Connection, *, space_nam
 async def lock_chunks_outside_space(
     conn: asyncpg.Connection, *, user_id: str, space_name: str, limit: int
 ) -> list[tuple[str, str]]:
-    """Lock up to ``limit`` of the user's chunks outside the space: (chunk_id, text), by chunk_id.
+    """Lock up to ``limit`` of the user's chunks outside the space: (chunk_id, text to embed), by chunk_id.
 
     ``FOR UPDATE SKIP LOCKED``, so concurrent re-embedders share the work; call it
     inside the transaction that writes their vectors back.
     """
     rows = await conn.fetch(
-        """SELECT chunk_id, text FROM long_input_chunks
+        """SELECT chunk_id, heading, text FROM long_input_chunks
            WHERE user_id = $1 AND embedding_space IS DISTINCT FROM $2
            ORDER BY chunk_id LIMIT $3 FOR UPDATE SKIP LOCKED""",
         user_id,
         space_name,
         limit,
     )
-    return [(r["chunk_id"], r["text"]) for r in rows]
+    # The same text the worker embedded first, so a re-embedded chunk ranks as before.
+    return [(r["chunk_id"], chunk_embedding_text(r["heading"], r["text"])) for r in rows]
 
 
 async def set_chunk_vectors(

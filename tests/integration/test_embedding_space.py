@@ -126,3 +126,34 @@ def test_cli_purge_asks_unless_yes(database_url: str, scope: dict[str, str]) -> 
     done = runner.invoke(main, [*args, "--yes"], env={"ENGRAM_EMBEDDER": "hashing"})
     assert done.exit_code == 0, done.output
     assert "purged 1 rows" in done.output and "facts" in done.output
+
+
+async def test_reembed_gives_a_chunk_the_vector_the_worker_gave_it(
+    engram: Engram, scope: dict[str, str]
+) -> None:
+    """Both embed heading and text, so re-embedding never changes how a chunk ranks."""
+    from engram.admin.reembed import reembed
+
+    doc = "# Terms\n\n## Termination\n\nEither party may end this agreement with sixty days' notice.\n"
+    record = await engram.record_long_input("t-" + scope["user_id"], doc, embed_inline=True, **scope)
+    async with engram._rt.connection() as conn:
+        before = await conn.fetch(
+            "SELECT chunk_id, embedding::text AS v FROM long_input_chunks WHERE user_id = $1 AND long_input_id = $2",
+            scope["user_id"],
+            record.long_input_id,
+        )
+        await conn.execute(
+            "UPDATE long_input_chunks SET embedding_space = NULL WHERE user_id = $1", scope["user_id"]
+        )
+    assert before and all(r["v"] for r in before)
+    done = await reembed(engram)
+    assert done["long_input_chunks"] >= len(before)
+    async with engram._rt.connection() as conn:
+        after = {
+            r["chunk_id"]: r["v"]
+            for r in await conn.fetch(
+                "SELECT chunk_id, embedding::text AS v FROM long_input_chunks WHERE user_id = $1",
+                scope["user_id"],
+            )
+        }
+    assert {r["chunk_id"]: r["v"] for r in before} == after

@@ -14,3 +14,23 @@ def test_engram_instances_start_with_default_worker_options() -> None:
     assert (
         Engram("postgresql://nobody@127.0.0.1:1/none", embedder="hashing").worker_options == WorkerOptions()
     )
+
+
+def test_client_tunables_refuse_the_wrong_type() -> None:
+    import pytest
+
+    from engram import InvalidInputError
+    from engram.jobs.reconcile import Thresholds
+
+    client = Engram("postgresql://nobody@127.0.0.1:1/none", embedder="hashing")
+    for name, bad in (
+        ("worker_options", {"max_attempts": 2}),
+        ("reconcile_thresholds", 0.9),
+        ("router", "default"),
+    ):
+        before = getattr(client, name)
+        with pytest.raises(InvalidInputError, match=name):
+            setattr(client, name, bad)
+        assert getattr(client, name) is before
+    client.reconcile_thresholds = Thresholds()
+    assert client.reconcile_thresholds == Thresholds()
