@@ -110,6 +110,29 @@ async def scratch_dsn(database_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+@pytest.fixture
+def own_dsn(scratch_dsn: str) -> str:
+    """A database of the test's own, for tests that assert on one ``process_jobs`` batch.
+
+    ``process_jobs`` claims due jobs of every tenant (the queue is shared), so on the
+    suite's shared database jobs other tests left queued could fill the batch or
+    pass through the test's scripted extractor.
+    """
+    return scratch_dsn
+
+
+@pytest.fixture
+async def own_raw_conn(own_dsn: str) -> AsyncIterator[object]:
+    """A plain asyncpg connection to ``own_dsn``."""
+    import asyncpg
+
+    conn = await asyncpg.connect(own_dsn, statement_cache_size=0)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
 # --------------------------------------------------------------------------- hypothesis profiles
 # "ci" keeps the property tests (and the tenant-isolation state machine) to a
 # minute or two; "long" is the thorough run documented in docs/privacy.md:

@@ -11,33 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 from conftest import count_rows
 from privacy_helpers import find_everywhere
 
 from engram import Engram, NotFoundError, WorkerOptions
 from engram.interfaces import CandidateFact, CheckpointRequest, ExtractionRequest, SourceSpan
-
-
-# Each test gets a database of its own: `process_jobs` claims due jobs of every
-# tenant, and jobs other tests left queued on the shared database would fill the
-# batch (and pass through the gated extractor) instead of this test's own.
-@pytest.fixture
-def fence_db(scratch_dsn: str) -> str:
-    return scratch_dsn
-
-
-@pytest.fixture
-async def fence_conn(fence_db: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(fence_db, statement_cache_size=0)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 def _secret() -> str:
@@ -105,11 +86,11 @@ async def _drain(e: Engram, scope: dict[str, str]) -> None:
 
 
 async def test_checkpoint_call_refuses_a_summary_made_before_a_redaction(
-    fence_db: str, scope: dict[str, str], fence_conn: asyncpg.Connection
+    own_dsn: str, scope: dict[str, str], own_raw_conn: asyncpg.Connection
 ) -> None:
     SECRET = _secret()
     extractor = GatedExtractor()
-    e = await _client(fence_db, extractor, checkpoint_every=0)
+    e = await _client(own_dsn, extractor, checkpoint_every=0)
     try:
         task = "t-" + uuid.uuid4().hex[:8]
         turn = await e.record_turn(
@@ -124,18 +105,18 @@ async def test_checkpoint_call_refuses_a_summary_made_before_a_redaction(
         assert SECRET not in checkpoint.summary
         assert checkpoint.summary == "so far: stored"  # made again, from the redacted events
         assert extractor.calls["summarize"] == 2
-        assert await find_everywhere(fence_conn, SECRET) == []
+        assert await find_everywhere(own_raw_conn, SECRET) == []
     finally:
         extractor.gate.set()
         await e.close()
 
 
 async def test_worker_jobs_in_flight_during_a_redaction_write_nothing_then_rerun(
-    fence_db: str, scope: dict[str, str], fence_conn: asyncpg.Connection
+    own_dsn: str, scope: dict[str, str], own_raw_conn: asyncpg.Connection
 ) -> None:
     SECRET = _secret()
     extractor = GatedExtractor()
-    e = await _client(fence_db, extractor, checkpoint_every=1)
+    e = await _client(own_dsn, extractor, checkpoint_every=1)
     try:
         task = "t-" + uuid.uuid4().hex[:8]
         turn = await e.record_turn(
@@ -149,7 +130,7 @@ async def test_worker_jobs_in_flight_during_a_redaction_write_nothing_then_rerun
         extractor.gate.set()
         await batch
         # Nothing computed from the secret was written, by either job.
-        assert await find_everywhere(fence_conn, SECRET) == []
+        assert await find_everywhere(own_raw_conn, SECRET) == []
         for kind, job in jobs.items():
             again = await e.get_job(job.job_id, **scope)
             assert again.state == "queued", (kind, again.state)
@@ -163,18 +144,18 @@ async def test_worker_jobs_in_flight_during_a_redaction_write_nothing_then_rerun
         assert latest is not None and latest.summary == "so far: stored"
         facts = [f.content for f in await e.list_facts(**scope)]
         assert "the user said: stored" in facts and not any(SECRET in f for f in facts)
-        assert await find_everywhere(fence_conn, SECRET) == []
+        assert await find_everywhere(own_raw_conn, SECRET) == []
     finally:
         extractor.gate.set()
         await e.close()
 
 
 async def test_a_purge_during_derivation_leaves_no_row_of_the_scope(
-    fence_db: str, scope: dict[str, str], fence_conn: asyncpg.Connection
+    own_dsn: str, scope: dict[str, str], own_raw_conn: asyncpg.Connection
 ) -> None:
     SECRET = _secret()
     extractor = GatedExtractor()
-    e = await _client(fence_db, extractor, checkpoint_every=1)
+    e = await _client(own_dsn, extractor, checkpoint_every=1)
     try:
         task = "t-" + uuid.uuid4().hex[:8]
         await e.record_turn(
@@ -194,28 +175,28 @@ async def test_a_purge_during_derivation_leaves_no_row_of_the_scope(
             pass  # the task it was summarising is gone
         else:
             raise AssertionError("checkpoint() of a purged task must not succeed")
-        assert set((await count_rows(fence_conn, scope["user_id"])).values()) == {0}
-        assert await find_everywhere(fence_conn, SECRET) == []
+        assert set((await count_rows(own_raw_conn, scope["user_id"])).values()) == {0}
+        assert await find_everywhere(own_raw_conn, SECRET) == []
     finally:
         extractor.gate.set()
         await e.close()
 
 
 async def test_a_redaction_waits_for_a_derived_write_in_flight_and_scrubs_it(
-    fence_db: str, scope: dict[str, str], fence_conn: asyncpg.Connection
+    own_dsn: str, scope: dict[str, str], own_raw_conn: asyncpg.Connection
 ) -> None:
     """The other order: the write holds the fence's row; the redaction waits, then sees it."""
     from engram.privacy import fence
 
     SECRET = _secret()
-    e = Engram(fence_db, memory_policy="default", embedder="hashing")
+    e = Engram(own_dsn, memory_policy="default", embedder="hashing")
     await e.connect()
     try:
         task = "t-" + uuid.uuid4().hex[:8]
         turn = await e.record_turn(
             task, user_message=f"remember {SECRET} for me", assistant_response="stored", **scope
         )
-        writer = await asyncpg.connect(fence_db, statement_cache_size=0)
+        writer = await asyncpg.connect(own_dsn, statement_cache_size=0)
         try:
             generation = await fence.capture(writer, **scope)
             tx = writer.transaction()
@@ -236,6 +217,6 @@ async def test_a_redaction_waits_for_a_derived_write_in_flight_and_scrubs_it(
             await redaction
         finally:
             await writer.close()
-        assert await find_everywhere(fence_conn, SECRET) == []
+        assert await find_everywhere(own_raw_conn, SECRET) == []
     finally:
         await e.close()

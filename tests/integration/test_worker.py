@@ -278,9 +278,7 @@ async def test_run_memory_worker_until_stopped(database_url: str, scope: dict[st
         assert (await e.job_stats(user_id=scope["user_id"])).succeeded == 7
 
 
-async def test_rate_limit_snoozes_without_spending_an_attempt(
-    database_url: str, scope: dict[str, str]
-) -> None:
+async def test_rate_limit_snoozes_without_spending_an_attempt(own_dsn: str, scope: dict[str, str]) -> None:
     calls = 0
 
     async def limited(request: ExtractionRequest) -> list[CandidateFact]:
@@ -290,7 +288,7 @@ async def test_rate_limit_snoozes_without_spending_an_attempt(
             raise RateLimitedError("429 Too Many Requests", retry_after=0.01 if calls < 3 else 3600)
         return []
 
-    async with client(database_url, ScriptedExtractor(limited)) as e:
+    async with client(own_dsn, ScriptedExtractor(limited)) as e:
         turn = await e.record_turn(
             "t-" + uuid.uuid4().hex[:8], user_message="x", assistant_response="y", **scope
         )

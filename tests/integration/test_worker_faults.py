@@ -31,7 +31,7 @@ async def _no_duplicate_facts(raw_conn: Any, user_id: str) -> None:
 
 
 async def test_lost_connection_mid_batch_reruns_without_duplicates(
-    database_url: str, scope: dict[str, str], raw_conn: Any
+    own_dsn: str, scope: dict[str, str], own_raw_conn: Any
 ) -> None:
     terminated = False
 
@@ -46,7 +46,7 @@ async def test_lost_connection_mid_batch_reruns_without_duplicates(
                 for h in pool._holders
                 if h._con is not None and not h._con.is_closed()
             ]
-            await raw_conn.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids)
+            await own_raw_conn.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids)
         e0 = next(ev for ev in request.events if ev.role == "user")
         return [
             CandidateFact(
@@ -55,7 +55,7 @@ async def test_lost_connection_mid_batch_reruns_without_duplicates(
             )
         ]
 
-    worker = client(database_url, ScriptedExtractor(kill_connections), min_pool_size=3, max_pool_size=3)
+    worker = client(own_dsn, ScriptedExtractor(kill_connections), min_pool_size=3, max_pool_size=3)
     worker.worker_options = FAST.model_copy(update={"lease_seconds": 1.0, "heartbeat_seconds": 0.5})
     # Idle pooled connections killed during extraction are replaced by asyncpg on the
     # next acquire.  To lose a connection *inside* the write transaction, a trigger
@@ -63,7 +63,7 @@ async def test_lost_connection_mid_batch_reruns_without_duplicates(
     # sequence, because it is not rolled back with the aborted transaction).
     tag = uuid.uuid4().hex[:8]
     await worker.connect()  # migrations first: the trigger needs the facts table
-    await raw_conn.execute(f"""
+    await own_raw_conn.execute(f"""
         CREATE SEQUENCE kill_seq_{tag};
         CREATE FUNCTION kill_fn_{tag}() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
@@ -74,9 +74,9 @@ async def test_lost_connection_mid_batch_reruns_without_duplicates(
             WHEN (NEW.user_id = '{scope["user_id"]}') EXECUTE FUNCTION kill_fn_{tag}();
     """)
     try:
-        await _run_lost_connection(worker, scope, raw_conn)
+        await _run_lost_connection(worker, scope, own_raw_conn)
     finally:
-        await raw_conn.execute(f"""DROP TRIGGER kill_trg_{tag} ON facts; DROP FUNCTION kill_fn_{tag}();
+        await own_raw_conn.execute(f"""DROP TRIGGER kill_trg_{tag} ON facts; DROP FUNCTION kill_fn_{tag}();
                                    DROP SEQUENCE kill_seq_{tag};""")
     assert terminated
 
@@ -103,18 +103,18 @@ async def _run_lost_connection(worker: Engram, scope: dict[str, str], raw_conn: 
 
 
 async def test_a_worker_that_lost_its_lease_drops_its_result(
-    database_url: str, scope: dict[str, str], raw_conn: Any
+    own_dsn: str, scope: dict[str, str], own_raw_conn: Any
 ) -> None:
     async def stolen(request: ExtractionRequest) -> list[CandidateFact]:
         # While we think, our lease expires and another worker claims the job.
-        await raw_conn.execute(
+        await own_raw_conn.execute(
             """UPDATE memory_jobs SET lease_owner = 'thief', attempts = attempts + 1
                WHERE user_id = $1 AND state = 'running'""",
             scope["user_id"],
         )
         return [CandidateFact(content="A fact the old owner must not write")]
 
-    async with client(database_url, ScriptedExtractor(stolen)) as e:
+    async with client(own_dsn, ScriptedExtractor(stolen)) as e:
         turn = await e.record_turn(
             "t-" + uuid.uuid4().hex[:8], user_message="x", assistant_response="y", **scope
         )
@@ -123,7 +123,9 @@ async def test_a_worker_that_lost_its_lease_drops_its_result(
         assert job.state == "running" and job.lease_owner == "thief"  # untouched by the old owner
         assert await e.list_facts(**scope, status=None) == []
         assert (
-            await raw_conn.fetchval("SELECT count(*) FROM event_vectors WHERE user_id = $1", scope["user_id"])
+            await own_raw_conn.fetchval(
+                "SELECT count(*) FROM event_vectors WHERE user_id = $1", scope["user_id"]
+            )
             == 0
         )
 
@@ -135,6 +137,10 @@ async def test_eight_workers_twenty_thousand_jobs_each_exactly_once(
     n_jobs = 20_000
     user, agent = scope["user_id"], scope["agent_id"]
     task = "bulk-" + uuid.uuid4().hex[:8]
+    # The rows below are written in raw SQL: make sure the schema exists even when
+    # this test is the first of the run to touch the shared database.
+    async with Engram(database_url, embedder="hashing"):
+        pass
     # Bulk-load the ledger and the queue in SQL: the subject here is the queue, not record_turn.
     async with raw_conn.transaction():
         await raw_conn.execute(
